@@ -77,6 +77,10 @@ def range_nodes(begin: int, end: int) -> list[NodeId]:
     """
     if not 0 <= begin < end:
         raise InvalidInputError(f"empty or negative range [{begin}, {end})")
+    width = end - begin
+    if width & (width - 1) == 0 and begin % width == 0:  # the common case: one perfect node
+        level = width.bit_length() - 1
+        return [NodeId(level, begin >> level)]
     nodes: list[NodeId] = []
     while begin < end:
         align = (begin & -begin).bit_length() - 1 if begin else MAX_LEVEL

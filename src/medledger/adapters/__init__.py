@@ -1,0 +1,1 @@
+"""Adapters: the only code that touches disks, networks and clocks."""

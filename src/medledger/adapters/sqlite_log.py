@@ -1,0 +1,363 @@
+"""The transparency log on SQLite: entries, tlog-tiles hash tiles and signed checkpoints.
+
+Layout (one database file, WAL, ``synchronous=FULL``):
+
+- ``entries(idx, data)``: the exact entry bytes; RFC 9162 leaf hash = SHA-256(0x00 || data).
+- ``tiles(id, width, hashes)``: one row per C2SP tlog-tiles hash tile (height 8, width <= 256).
+  ``hashes`` holds the tile's bottom row (tree level 8*L) followed by the seven levels of
+  complete nodes above it inside the tile, so any perfect subtree hash is one slice of one row:
+  a proof reads O(log n / 8) rows and hashes nothing. ~64 bytes of hashes per entry.
+- ``meta``: the tree size and its compact range (the right edge, to resume appending).
+- ``checkpoints(size, root, note)``: every signed checkpoint; the last one guards the signer.
+
+Durability: one ``append`` is one SQLite transaction; it returns only after COMMIT, which in
+WAL mode with ``synchronous=FULL`` has fsynced the WAL. A kill -9 at any point leaves either the
+old or the new state. Full tiles never change and are cached (bounded LRU); memory stays flat.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from medledger.config import Limits
+from medledger.core.merkle import HASH_SIZE, CompactRange, NodeId, leaf_hash
+from medledger.errors import InvalidInputError, NotFoundError, StorageError, TooLargeError
+from medledger.ports import SignedCheckpoint
+
+TILE_HEIGHT = 8
+TILE_WIDTH = 1 << TILE_HEIGHT
+SCHEMA_VERSION = 1
+_FULL_TILE_CACHE = 1024  # full tiles (~16 KiB each) kept in memory
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (idx INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS tiles (id INTEGER PRIMARY KEY, width INTEGER NOT NULL,
+                                  hashes BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, root BLOB NOT NULL,
+                                        note BLOB NOT NULL);
+"""
+
+
+def _tile_key(level: int, index: int) -> int:
+    return (level << 56) | index
+
+
+def _split_rows(width: int, blob: bytes) -> tuple[bytes, ...]:
+    """Split a tile blob into its in-tile rows, bottom first."""
+    rows, at = [], 0
+    for r in range(TILE_HEIGHT):
+        n = (width >> r) * HASH_SIZE
+        rows.append(blob[at : at + n])
+        at += n
+    if at != len(blob):
+        raise StorageError("a stored tile has the wrong length for its width")
+    return tuple(rows)
+
+
+def _level_offsets(width: int) -> list[int]:
+    """Byte offset of each in-tile level's row inside a tile blob whose bottom row is ``width``."""
+    offsets, at = [], 0
+    for r in range(TILE_HEIGHT):
+        offsets.append(at)
+        at += (width >> r) * HASH_SIZE
+    return offsets
+
+
+class _PartialTile:
+    """A right-edge tile being filled: one growing row per in-tile level."""
+
+    __slots__ = ("index", "rows")
+
+    def __init__(self, index: int, blob: bytes = b"", width: int = 0) -> None:
+        self.index = index
+        offsets = _level_offsets(width)
+        self.rows = [
+            bytearray(blob[offsets[r] : offsets[r] + (width >> r) * HASH_SIZE])
+            for r in range(TILE_HEIGHT)
+        ]
+
+    @property
+    def width(self) -> int:
+        return len(self.rows[0]) // HASH_SIZE
+
+    def blob(self) -> bytes:
+        return b"".join(self.rows)
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    try:
+        if readonly:
+            conn = sqlite3.connect(
+                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            )
+        else:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA busy_timeout=10000")
+    except sqlite3.Error as e:
+        raise StorageError(f"cannot open log database {path.name}: {e}") from e
+    return conn
+
+
+class SqliteLog:
+    """LogWriter, LogReader and CheckpointStore on one SQLite file. One writer per file."""
+
+    def __init__(self, path: Path, limits: Limits | None = None) -> None:
+        self._path = path
+        self._limits = limits or Limits()
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._cache: OrderedDict[int, tuple[bytes, ...]] = OrderedDict()
+        self._published: dict[int, tuple[int, tuple[bytes, ...]]] = {}
+        self._cache_lock = threading.Lock()
+        self._writer = _connect(path, readonly=False)
+        try:
+            self._writer.executescript(_SCHEMA)
+            self._init_meta()
+            self._range = self._load_range()
+            self._partials = self._load_partials()
+            self._publish()
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot initialise log database: {e}") from e
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._write_lock:
+            self._writer.close()
+
+    def _init_meta(self) -> None:
+        row = self._writer.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            self._writer.execute("BEGIN IMMEDIATE")
+            self._writer.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            self._writer.execute("INSERT INTO meta VALUES ('size', 0)")
+            self._writer.execute("INSERT INTO meta VALUES ('range', X'')")
+            self._writer.execute("COMMIT")
+        elif row[0] != SCHEMA_VERSION:
+            raise StorageError(f"log database schema {row[0]} is not {SCHEMA_VERSION}")
+
+    def _load_range(self) -> CompactRange:
+        size = self._meta_int("size", self._writer)
+        blob = bytes(self._writer.execute("SELECT value FROM meta WHERE key='range'").fetchone()[0])
+        hashes = [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]
+        try:
+            return CompactRange(size, hashes)
+        except InvalidInputError as e:
+            raise StorageError(f"stored compact range is corrupt: {e}") from e
+
+    def _load_partials(self) -> dict[int, _PartialTile]:
+        """The right-edge tile of every tile level that is not full yet."""
+        partials: dict[int, _PartialTile] = {}
+        size, level = self._range.size, 0
+        while size >> (TILE_HEIGHT * level):
+            nodes_at_level = size >> (TILE_HEIGHT * level)
+            index, width = divmod(nodes_at_level, TILE_WIDTH)
+            if width:
+                row = self._writer.execute(
+                    "SELECT width, hashes FROM tiles WHERE id=?", (_tile_key(level, index),)
+                ).fetchone()
+                if row is None or row[0] != width:
+                    raise StorageError(f"tile {level}/{index} is missing or has the wrong width")
+                partials[level] = _PartialTile(index, bytes(row[1]), width)
+            level += 1
+        return partials
+
+    @staticmethod
+    def _meta_int(key: str, conn: sqlite3.Connection) -> int:
+        return int(conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0])
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self._path, readonly=True)
+            self._local.conn = conn
+        return conn
+
+    # --- LogWriter ---------------------------------------------------------------------------
+    def append(self, entries: Sequence[bytes]) -> int:
+        """Append durably in one transaction; return the first index."""
+        if not entries:
+            raise InvalidInputError("nothing to append", parameter="entries")
+        if len(entries) > self._limits.max_batch_entries:
+            raise TooLargeError(
+                f"batch of {len(entries)} entries exceeds {self._limits.max_batch_entries}",
+                parameter="entries",
+            )
+        for e in entries:
+            if len(e) > self._limits.max_entry_bytes:
+                raise TooLargeError(
+                    f"entry of {len(e)} bytes exceeds {self._limits.max_entry_bytes}",
+                    parameter="entry",
+                )
+        with self._write_lock:
+            return self._append_locked(entries)
+
+    def _append_locked(self, entries: Sequence[bytes]) -> int:
+        first = self._range.size
+        new_range = self._range.copy()
+        partials = {lvl: _PartialTile(t.index, t.blob(), t.width) for lvl, t in self._partials.items()}
+        touched: dict[tuple[int, int], _PartialTile] = {}
+
+        def visit(level: int, index: int, h: bytes) -> None:
+            tile_level, r = divmod(level, TILE_HEIGHT)
+            bottom = index << r
+            tile_index = bottom >> TILE_HEIGHT
+            tile = partials.get(tile_level)
+            if tile is None or tile.index != tile_index:
+                tile = partials[tile_level] = _PartialTile(tile_index)
+            tile.rows[r] += h
+            touched[(tile_level, tile_index)] = tile
+
+        new_range.extend((leaf_hash(e) for e in entries), visit)
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO entries (idx, data) VALUES (?, ?)",
+                ((first + i, e) for i, e in enumerate(entries)),
+            )
+            conn.executemany(
+                "INSERT OR REPLACE INTO tiles (id, width, hashes) VALUES (?, ?, ?)",
+                (
+                    (_tile_key(lvl, idx), t.width, t.blob())
+                    for (lvl, idx), t in touched.items()
+                ),
+            )
+            conn.execute("UPDATE meta SET value=? WHERE key='size'", (new_range.size,))
+            conn.execute("UPDATE meta SET value=? WHERE key='range'", (b"".join(new_range.hashes),))
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise StorageError(f"append failed and was rolled back: {e}") from e
+        # Only after a durable commit does the in-memory state move on.
+        self._range = new_range
+        self._partials = {lvl: t for lvl, t in partials.items() if t.width < TILE_WIDTH}
+        self._publish()
+        return first
+
+    def _publish(self) -> None:
+        """Expose immutable snapshots of the right-edge tiles to readers (an atomic swap)."""
+        self._published = {
+            lvl: (t.index, tuple(bytes(r) for r in t.rows)) for lvl, t in self._partials.items()
+        }
+
+    # --- LogReader ---------------------------------------------------------------------------
+    def size(self) -> int:
+        return self._meta_int("size", self._reader())
+
+    def root(self) -> bytes:
+        """Root at the current size, from the writer's compact range."""
+        with self._write_lock:
+            return self._range.root()
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        if not 0 <= start <= end:
+            raise InvalidInputError(f"bad entry range [{start}, {end})", parameter="index")
+        rows = self._reader().execute(
+            "SELECT idx, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+        ).fetchall()
+        if len(rows) != end - start:
+            raise NotFoundError(f"entries [{start}, {end}) are not all in the log")
+        return [bytes(r[1]) for r in rows]
+
+    def iter_entries(self, start: int = 0, chunk: int = 4096) -> Iterator[tuple[int, bytes]]:
+        """Stream (index, data) from ``start`` in bounded chunks (flat memory)."""
+        conn = self._reader()
+        at = start
+        while True:
+            rows = conn.execute(
+                "SELECT idx, data FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?", (at, chunk)
+            ).fetchall()
+            if not rows:
+                return
+            for idx, data in rows:
+                yield int(idx), bytes(data)
+            at = int(rows[-1][0]) + 1
+
+    def _tile_rows(self, level: int, index: int) -> tuple[bytes, ...]:
+        """The tile's in-tile rows (bottom first), from the writer's right edge, cache or disk."""
+        partial = self._published.get(level)
+        if partial is not None and partial[0] == index:
+            return partial[1]
+        key = _tile_key(level, index)
+        with self._cache_lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        row = self._reader().execute("SELECT width, hashes FROM tiles WHERE id=?", (key,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"tile {level}/{index} does not exist")
+        rows = _split_rows(int(row[0]), bytes(row[1]))
+        if int(row[0]) == TILE_WIDTH:
+            with self._cache_lock:
+                self._cache[key] = rows
+                if len(self._cache) > _FULL_TILE_CACHE:
+                    self._cache.popitem(last=False)
+        return rows
+
+    def tile_row(self, level: int, index: int) -> bytes:
+        """The bottom row of hash tile (level, index): what tlog-tiles serves."""
+        return self._tile_rows(level, index)[0]
+
+    def node_hashes(self, nodes: Sequence[NodeId]) -> list[bytes]:
+        out: list[bytes] = []
+        for node in nodes:
+            tile_level, r = divmod(node.level, TILE_HEIGHT)
+            bottom = node.index << r
+            row = self._tile_rows(tile_level, bottom >> TILE_HEIGHT)[r]
+            at = ((bottom & (TILE_WIDTH - 1)) >> r) * HASH_SIZE
+            h = row[at : at + HASH_SIZE]
+            if len(h) != HASH_SIZE:
+                raise NotFoundError(f"node {node.level}/{node.index} is not complete yet")
+            out.append(h)
+        return out
+
+    # --- CheckpointStore ---------------------------------------------------------------------
+    def latest_checkpoint(self) -> SignedCheckpoint | None:
+        row = self._reader().execute(
+            "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else SignedCheckpoint(int(row[0]), bytes(row[1]), bytes(row[2]))
+
+    def save_checkpoint(self, checkpoint: SignedCheckpoint) -> None:
+        with self._write_lock:
+            try:
+                self._writer.execute(
+                    "INSERT OR IGNORE INTO checkpoints (size, root, note) VALUES (?, ?, ?)",
+                    (checkpoint.size, checkpoint.root, checkpoint.note),
+                )
+            except sqlite3.Error as e:
+                raise StorageError(f"cannot save checkpoint: {e}") from e
+
+    def checkpoints(self) -> list[SignedCheckpoint]:
+        rows = self._reader().execute(
+            "SELECT size, root, note FROM checkpoints ORDER BY size"
+        ).fetchall()
+        return [SignedCheckpoint(int(s), bytes(r), bytes(n)) for s, r, n in rows]
+
+    # --- integrity (for `medledger log verify`) ----------------------------------------------
+    def stored_range(self) -> CompactRange:
+        return self._load_range()
+
+    def tile_ids(self) -> list[tuple[int, int, int]]:
+        """Every stored tile as (level, index, width)."""
+        rows = self._reader().execute("SELECT id, width FROM tiles ORDER BY id").fetchall()
+        return [(int(i) >> 56, int(i) & ((1 << 56) - 1), int(w)) for i, w in rows]
+
+    def tile_blob(self, level: int, index: int) -> bytes:
+        """The whole stored blob of a tile, bypassing the cache (for tamper checks)."""
+        row = self._reader().execute(
+            "SELECT hashes FROM tiles WHERE id=?", (_tile_key(level, index),)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"tile {level}/{index} does not exist")
+        return bytes(row[0])
