@@ -16,7 +16,8 @@ class Limits:
     # Entries accepted in one append batch.
     max_batch_entries: int = 10_000
     # A receipt or checkpoint file handed to a verifier.
-    max_receipt_bytes: int = 64 * 1024
+    # A receipt carries its entry (base64 in the extra line) plus proof and checkpoint.
+    max_receipt_bytes: int = 128 * 1024
     max_checkpoint_bytes: int = 16 * 1024
     # Signature lines in a signed note (C2SP signed-note recommends verifiers cap this).
     max_note_signatures: int = 16

@@ -109,50 +109,81 @@ def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
 class SqliteLog:
     """LogWriter, LogReader and CheckpointStore on one SQLite file. One writer per file."""
 
-    def __init__(self, path: Path, limits: Limits | None = None) -> None:
+    def __init__(self, path: Path, limits: Limits | None = None, *, readonly: bool = False) -> None:
+        """Open (creating if needed) the log at ``path``; ``readonly`` opens no writer."""
         self._path = path
         self._limits = limits or Limits()
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._cache: OrderedDict[int, tuple[bytes, ...]] = OrderedDict()
-        self._published: dict[int, tuple[int, tuple[bytes, ...]]] = {}
         self._cache_lock = threading.Lock()
-        self._writer = _connect(path, readonly=False)
+        self._published: dict[int, tuple[int, tuple[bytes, ...]]] = {}
+        self._writer: sqlite3.Connection | None = None
+        self._readers: list[sqlite3.Connection] = []
         try:
+            if readonly:
+                if not path.exists():
+                    raise StorageError(f"{path.name} does not exist")
+                self._check_schema(self._reader())
+                self._range = self._load_range(self._reader())
+                self._head = (self._range.size, self._range.root())
+                return
+            self._writer = _connect(path, readonly=False)
             self._writer.executescript(_SCHEMA)
-            self._init_meta()
-            self._range = self._load_range()
-            self._partials = self._load_partials()
+            self._init_meta(self._writer)
+            self._range = self._load_range(self._writer)
+            self._partials = self._load_partials(self._writer)
             self._publish()
         except sqlite3.Error as e:
-            raise StorageError(f"cannot initialise log database: {e}") from e
+            raise StorageError(f"cannot open the log database: {e}") from e
 
     # --- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
         with self._write_lock:
-            self._writer.close()
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        with self._cache_lock:
+            readers, self._readers = self._readers, []
+        for conn in readers:
+            conn.close()
+        self._local = threading.local()
 
-    def _init_meta(self) -> None:
-        row = self._writer.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Run this thread's reads in one read transaction: a consistent view of the log."""
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None or row[0] != SCHEMA_VERSION:
+            raise StorageError(f"log database schema is not {SCHEMA_VERSION}")
+
+    def _init_meta(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
-            self._writer.execute("BEGIN IMMEDIATE")
-            self._writer.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-            self._writer.execute("INSERT INTO meta VALUES ('size', 0)")
-            self._writer.execute("INSERT INTO meta VALUES ('range', X'')")
-            self._writer.execute("COMMIT")
-        elif row[0] != SCHEMA_VERSION:
-            raise StorageError(f"log database schema {row[0]} is not {SCHEMA_VERSION}")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            conn.execute("INSERT INTO meta VALUES ('size', 0)")
+            conn.execute("INSERT INTO meta VALUES ('range', X'')")
+            conn.execute("COMMIT")
+        self._check_schema(conn)
 
-    def _load_range(self) -> CompactRange:
-        size = self._meta_int("size", self._writer)
-        blob = bytes(self._writer.execute("SELECT value FROM meta WHERE key='range'").fetchone()[0])
+    def _load_range(self, conn: sqlite3.Connection) -> CompactRange:
+        size = self._meta_int("size", conn)
+        blob = bytes(conn.execute("SELECT value FROM meta WHERE key='range'").fetchone()[0])
         hashes = [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]
         try:
             return CompactRange(size, hashes)
         except InvalidInputError as e:
             raise StorageError(f"stored compact range is corrupt: {e}") from e
 
-    def _load_partials(self) -> dict[int, _PartialTile]:
+    def _load_partials(self, conn: sqlite3.Connection) -> dict[int, _PartialTile]:
         """The right-edge tile of every tile level that is not full yet."""
         partials: dict[int, _PartialTile] = {}
         size, level = self._range.size, 0
@@ -160,7 +191,7 @@ class SqliteLog:
             nodes_at_level = size >> (TILE_HEIGHT * level)
             index, width = divmod(nodes_at_level, TILE_WIDTH)
             if width:
-                row = self._writer.execute(
+                row = conn.execute(
                     "SELECT width, hashes FROM tiles WHERE id=?", (_tile_key(level, index),)
                 ).fetchone()
                 if row is None or row[0] != width:
@@ -178,6 +209,8 @@ class SqliteLog:
         if conn is None:
             conn = _connect(self._path, readonly=True)
             self._local.conn = conn
+            with self._cache_lock:
+                self._readers.append(conn)
         return conn
 
     # --- LogWriter ---------------------------------------------------------------------------
@@ -197,9 +230,11 @@ class SqliteLog:
                     parameter="entry",
                 )
         with self._write_lock:
-            return self._append_locked(entries)
+            if self._writer is None:
+                raise StorageError("the log is open read-only")
+            return self._append_locked(entries, self._writer)
 
-    def _append_locked(self, entries: Sequence[bytes]) -> int:
+    def _append_locked(self, entries: Sequence[bytes], conn: sqlite3.Connection) -> int:
         first = self._range.size
         new_range = self._range.copy()
         partials = {lvl: _PartialTile(t.index, t.blob(), t.width) for lvl, t in self._partials.items()}
@@ -216,7 +251,6 @@ class SqliteLog:
             touched[(tile_level, tile_index)] = tile
 
         new_range.extend((leaf_hash(e) for e in entries), visit)
-        conn = self._writer
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
@@ -245,6 +279,7 @@ class SqliteLog:
 
     def _publish(self) -> None:
         """Expose immutable snapshots of the right-edge tiles to readers (an atomic swap)."""
+        self._head = (self._range.size, self._range.root())
         self._published = {
             lvl: (t.index, tuple(bytes(r) for r in t.rows)) for lvl, t in self._partials.items()
         }
@@ -253,10 +288,9 @@ class SqliteLog:
     def size(self) -> int:
         return self._meta_int("size", self._reader())
 
-    def root(self) -> bytes:
-        """Root at the current size, from the writer's compact range."""
-        with self._write_lock:
-            return self._range.root()
+    def head(self) -> tuple[int, bytes]:
+        """(size, root) of the committed tree: a snapshot swapped in after each COMMIT."""
+        return self._head
 
     def entries(self, start: int, end: int) -> list[bytes]:
         if not 0 <= start <= end:
@@ -330,6 +364,8 @@ class SqliteLog:
 
     def save_checkpoint(self, checkpoint: SignedCheckpoint) -> None:
         with self._write_lock:
+            if self._writer is None:
+                raise StorageError("the log is open read-only")
             try:
                 self._writer.execute(
                     "INSERT OR IGNORE INTO checkpoints (size, root, note) VALUES (?, ?, ?)",
@@ -346,7 +382,8 @@ class SqliteLog:
 
     # --- integrity (for `medledger log verify`) ----------------------------------------------
     def stored_range(self) -> CompactRange:
-        return self._load_range()
+        """The size and right edge as stored in ``meta`` (read, not the in-memory copy)."""
+        return self._load_range(self._reader())
 
     def tile_ids(self) -> list[tuple[int, int, int]]:
         """Every stored tile as (level, index, width)."""

@@ -1,0 +1,1 @@
+"""Entrypoints: the HTTP app and the CLI. They parse, call services, and map errors."""

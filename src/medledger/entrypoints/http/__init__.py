@@ -1,0 +1,1 @@
+"""The node's one ASGI app (FastAPI on uvicorn)."""

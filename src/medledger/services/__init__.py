@@ -1,0 +1,1 @@
+"""Use cases of the node. They orchestrate the pure core over the ports; no SQL, no HTTP."""
