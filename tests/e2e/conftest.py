@@ -1,0 +1,84 @@
+"""A real node, really served: `medledger serve` in a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from medledger.bootstrap import init_home, open_node
+
+MEDLEDGER = [sys.executable, "-m", "medledger.entrypoints.cli"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServedNode:
+    home: Path
+    url: str
+    process: subprocess.Popen[bytes]
+    entries: list[bytes]
+
+
+def start(args: list[str], url: str, *, timeout_s: float = 30.0) -> subprocess.Popen[bytes]:
+    """Start a node process and poll /healthz until it answers (no blind sleeps)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(  # noqa: S603 - our own CLI
+        [*MEDLEDGER, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"node exited early:\n{stop(process)}")
+        try:
+            if httpx.get(url + "healthz", timeout=1.0).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    stop(process)
+    raise AssertionError("node did not come up")
+
+
+def stop(process: subprocess.Popen[bytes]) -> str:
+    """Stop by PID (SIGINT, then SIGKILL after 10 s) and return what it printed."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        out, _ = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+    return out.decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def served_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
+    """A node whose log holds 1,000 known entries (full and partial tiles), then served."""
+    home = tmp_path_factory.mktemp("node")
+    init_home(home, origin="e2e.medledger.test/log")
+    node = open_node(home)
+    entries = [f"entry {i} ".encode() + bytes([i % 251]) * (i % 40) for i in range(1000)]
+    for start_at in range(0, 1000, 300):
+        node.log.append(entries[start_at : start_at + 300])
+        node.log.sign_current()
+    node.close()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    process = start(["serve", "--home", str(home), "--port", str(port)], url)
+    yield ServedNode(home, url, process, entries)
+    stop(process)
