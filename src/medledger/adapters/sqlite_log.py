@@ -344,10 +344,15 @@ class SqliteLog:
 
     def node_hashes(self, nodes: Sequence[NodeId]) -> list[bytes]:
         out: list[bytes] = []
+        tiles: dict[tuple[int, int], tuple[bytes, ...]] = {}  # each tile read once per call
         for node in nodes:
             tile_level, r = divmod(node.level, TILE_HEIGHT)
             bottom = node.index << r
-            row = self._tile_rows(tile_level, bottom >> TILE_HEIGHT)[r]
+            key = (tile_level, bottom >> TILE_HEIGHT)
+            rows = tiles.get(key)
+            if rows is None:
+                rows = tiles[key] = self._tile_rows(*key)
+            row = rows[r]
             at = ((bottom & (TILE_WIDTH - 1)) >> r) * HASH_SIZE
             h = row[at : at + HASH_SIZE]
             if len(h) != HASH_SIZE:
