@@ -129,4 +129,6 @@ def open_node(home: Path) -> Node:
     if not db.exists():
         raise ConfigurationError(f"{home} has no log database: run `medledger init`")
     store = SqliteLog(db, config.limits)
-    return Node(home=home, settings=settings, store=store, log=TransparencyLog(store, signer, config))
+    return Node(
+        home=home, settings=settings, store=store, log=TransparencyLog(store, signer, config)
+    )

@@ -37,7 +37,7 @@ class ServedNode:
 def start(args: list[str], url: str, *, timeout_s: float = 30.0) -> subprocess.Popen[bytes]:
     """Start a node process and poll /healthz until it answers (no blind sleeps)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(  # noqa: S603 - our own CLI
+    process = subprocess.Popen(
         [*MEDLEDGER, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
     )
     deadline = time.monotonic() + timeout_s

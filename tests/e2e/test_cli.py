@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 import subprocess
 import time
@@ -20,7 +19,7 @@ ORIGIN = "cli.medledger.test/log"
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
+    return subprocess.run(
         [*MEDLEDGER, *args],
         input=stdin.decode() if stdin is not None else None,
         capture_output=True,
@@ -56,7 +55,7 @@ def home_with_receipts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
 def test_init_writes_an_owner_only_key_and_refuses_to_overwrite(tmp_path: Path):
     home = tmp_path / "n"
     assert run("init", "--home", str(home), "--origin", ORIGIN).returncode == 0
-    mode = stat.S_IMODE(os.stat(home / SIGNER_KEY_FILE).st_mode)
+    mode = stat.S_IMODE((home / SIGNER_KEY_FILE).stat().st_mode)
     assert mode == 0o600
     before = (home / SIGNER_KEY_FILE).read_bytes()
     assert_clean_failure(run("init", "--home", str(home)), "already initialised")
@@ -64,7 +63,9 @@ def test_init_writes_an_owner_only_key_and_refuses_to_overwrite(tmp_path: Path):
 
 
 def test_init_rejects_a_malformed_origin(tmp_path: Path):
-    assert_clean_failure(run("init", "--home", str(tmp_path / "x"), "--origin", "bad origin"), "origin")
+    assert_clean_failure(
+        run("init", "--home", str(tmp_path / "x"), "--origin", "bad origin"), "origin"
+    )
     assert not (tmp_path / "x" / "node.toml").exists()
 
 
@@ -90,8 +91,13 @@ def test_receipt_verifies_offline_with_key_string_or_file(
     entry_file = receipts / "entry42"
     entry_file.write_bytes(entries[42])
     with_file = run(
-        "receipt", "verify", str(receipts / "42.txt"), "--key", str(receipts / "key"),
-        "--entry", str(entry_file),
+        "receipt",
+        "verify",
+        str(receipts / "42.txt"),
+        "--key",
+        str(receipts / "key"),
+        "--entry",
+        str(entry_file),
     )
     assert with_file.returncode == 0, with_file.stderr
 
@@ -103,8 +109,13 @@ def test_receipt_for_an_altered_entry_is_rejected(
     altered = tmp_path / "altered"
     altered.write_bytes(b"audit line 43")
     result = run(
-        "receipt", "verify", str(receipts / "42.txt"), "--key", str(receipts / "key"),
-        "--entry", str(altered),
+        "receipt",
+        "verify",
+        str(receipts / "42.txt"),
+        "--key",
+        str(receipts / "key"),
+        "--entry",
+        str(altered),
     )
     assert_clean_failure(result, "different entry")
 

@@ -44,7 +44,9 @@ def test_entries_are_served_as_the_exact_leaf_bytes(served_node: ServedNode):
         assert r.content == served_node.entries[index]
 
 
-@pytest.mark.parametrize(("index", "size"), [(0, 1), (5, 300), (299, 300), (256, 1000), (999, 1000)])
+@pytest.mark.parametrize(
+    ("index", "size"), [(0, 1), (5, 300), (299, 300), (256, 1000), (999, 1000)]
+)
 def test_inclusion_proofs_verify_at_past_sizes(served_node: ServedNode, index: int, size: int):
     r = get(served_node, f"/log/proof/inclusion?index={index}&size={size}")
     assert r.status_code == 200
@@ -74,7 +76,11 @@ def test_receipt_verifies_offline_and_carries_its_entry(served_node: ServedNode)
     receipt = parse_receipt(r.content, Limits())
     assert receipt.extra == served_node.entries[123]
     checkpoint = verify_receipt(
-        receipt, entry=served_node.entries[123], origin=ORIGIN, verifiers=[verifier], limits=Limits()
+        receipt,
+        entry=served_node.entries[123],
+        origin=ORIGIN,
+        verifiers=[verifier],
+        limits=Limits(),
     )
     assert checkpoint.size > 123
 
@@ -92,9 +98,10 @@ def test_tiles_serve_hash_rows_and_entry_bundles(served_node: ServedNode):
     assert level1.content == b"".join(ref.mth(entries[i * 256 : (i + 1) * 256]) for i in range(3))
     bundle = get(served_node, "/log/tile/entries/000")
     assert decode_entry_bundle(bundle.content) == entries[:256]
-    assert decode_entry_bundle(get(served_node, "/log/tile/entries/003.p/7").content) == entries[
-        768:775
-    ]
+    assert (
+        decode_entry_bundle(get(served_node, "/log/tile/entries/003.p/7").content)
+        == entries[768:775]
+    )
 
 
 @pytest.mark.parametrize(

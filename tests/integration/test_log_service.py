@@ -127,7 +127,9 @@ def test_proofs_at_past_sizes_verify(tmp_path: Path, signer: Signer):
     for size in (1, 2, 255, 256, 257, 300):
         root = log.root_at(size)
         assert root == ref.mth(data[:size])
-        verify_inclusion(leaf_hash(data[size - 1]), size - 1, size, log.inclusion_proof(size - 1, size), root)
+        verify_inclusion(
+            leaf_hash(data[size - 1]), size - 1, size, log.inclusion_proof(size - 1, size), root
+        )
         verify_consistency(1, size, log.consistency_proof(1, size), log.root_at(1), root)
 
 

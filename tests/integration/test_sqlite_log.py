@@ -63,7 +63,9 @@ def test_roots_and_proofs_at_every_past_size_match_the_oracle(tmp_path: Path):
             verify_inclusion(leaf_hash(entries[i]), i, size, proof, roots[size])
             m = rng.randrange(size + 1)
             cplan = consistency_plan(m, size)
-            verify_consistency(m, size, cplan.assemble(log.node_hashes(cplan.nodes)), roots[m], roots[size])
+            verify_consistency(
+                m, size, cplan.assemble(log.node_hashes(cplan.nodes)), roots[m], roots[size]
+            )
     assert ref.mth(entries[:37]) == roots[37]
     log.close()
 

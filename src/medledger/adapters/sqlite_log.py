@@ -237,7 +237,9 @@ class SqliteLog:
     def _append_locked(self, entries: Sequence[bytes], conn: sqlite3.Connection) -> int:
         first = self._range.size
         new_range = self._range.copy()
-        partials = {lvl: _PartialTile(t.index, t.blob(), t.width) for lvl, t in self._partials.items()}
+        partials = {
+            lvl: _PartialTile(t.index, t.blob(), t.width) for lvl, t in self._partials.items()
+        }
         touched: dict[tuple[int, int], _PartialTile] = {}
 
         def visit(level: int, index: int, h: bytes) -> None:
@@ -259,10 +261,7 @@ class SqliteLog:
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO tiles (id, width, hashes) VALUES (?, ?, ?)",
-                (
-                    (_tile_key(lvl, idx), t.width, t.blob())
-                    for (lvl, idx), t in touched.items()
-                ),
+                ((_tile_key(lvl, idx), t.width, t.blob()) for (lvl, idx), t in touched.items()),
             )
             conn.execute("UPDATE meta SET value=? WHERE key='size'", (new_range.size,))
             conn.execute("UPDATE meta SET value=? WHERE key='range'", (b"".join(new_range.hashes),))
@@ -295,9 +294,14 @@ class SqliteLog:
     def entries(self, start: int, end: int) -> list[bytes]:
         if not 0 <= start <= end:
             raise InvalidInputError(f"bad entry range [{start}, {end})", parameter="index")
-        rows = self._reader().execute(
-            "SELECT idx, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT idx, data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (start, end),
+            )
+            .fetchall()
+        )
         if len(rows) != end - start:
             raise NotFoundError(f"entries [{start}, {end}) are not all in the log")
         return [bytes(r[1]) for r in rows]
@@ -327,7 +331,9 @@ class SqliteLog:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        row = self._reader().execute("SELECT width, hashes FROM tiles WHERE id=?", (key,)).fetchone()
+        row = (
+            self._reader().execute("SELECT width, hashes FROM tiles WHERE id=?", (key,)).fetchone()
+        )
         if row is None:
             raise NotFoundError(f"tile {level}/{index} does not exist")
         rows = _split_rows(int(row[0]), bytes(row[1]))
@@ -362,9 +368,11 @@ class SqliteLog:
 
     # --- CheckpointStore ---------------------------------------------------------------------
     def latest_checkpoint(self) -> SignedCheckpoint | None:
-        row = self._reader().execute(
-            "SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1"
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+            .fetchone()
+        )
         return None if row is None else SignedCheckpoint(int(row[0]), bytes(row[1]), bytes(row[2]))
 
     def save_checkpoint(self, checkpoint: SignedCheckpoint) -> None:
@@ -380,9 +388,11 @@ class SqliteLog:
                 raise StorageError(f"cannot save checkpoint: {e}") from e
 
     def checkpoints(self) -> list[SignedCheckpoint]:
-        rows = self._reader().execute(
-            "SELECT size, root, note FROM checkpoints ORDER BY size"
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute("SELECT size, root, note FROM checkpoints ORDER BY size")
+            .fetchall()
+        )
         return [SignedCheckpoint(int(s), bytes(r), bytes(n)) for s, r, n in rows]
 
     # --- integrity (for `medledger log verify`) ----------------------------------------------
@@ -397,9 +407,11 @@ class SqliteLog:
 
     def tile_blob(self, level: int, index: int) -> bytes:
         """The whole stored blob of a tile, bypassing the cache (for tamper checks)."""
-        row = self._reader().execute(
-            "SELECT hashes FROM tiles WHERE id=?", (_tile_key(level, index),)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT hashes FROM tiles WHERE id=?", (_tile_key(level, index),))
+            .fetchone()
+        )
         if row is None:
             raise NotFoundError(f"tile {level}/{index} does not exist")
         return bytes(row[0])

@@ -17,6 +17,7 @@ Streams entries in bounded chunks: memory does not grow with the log.
 from __future__ import annotations
 
 import hmac
+import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -161,7 +162,7 @@ def _check_head(store: AuditableStore, rebuilt: CompactRange, roots: dict[int, b
 
 
 def _check_consistency_chain(store: AuditableStore, checkpoints: list[SignedCheckpoint]) -> None:
-    for prev, cur in zip(checkpoints, checkpoints[1:], strict=False):
+    for prev, cur in itertools.pairwise(checkpoints):
         plan = consistency_plan(prev.size, cur.size)
         try:
             proof = plan.assemble(store.node_hashes(plan.nodes))

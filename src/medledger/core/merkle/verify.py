@@ -78,11 +78,6 @@ def verify_consistency(
     _check_hashes(proof, root1, root2)
     if not 0 <= size1 <= size2:
         raise ProofError(f"sizes must satisfy 0 <= first <= second, got {size1}, {size2}")
-    if size1 == 0:
-        # Every tree extends the empty tree; a non-empty proof is malformed.
-        if proof:
-            raise ProofError("consistency from the empty tree takes an empty proof")
-        return
     if size1 == size2:
         # "If first is equal to second, verify that consistency_path is empty and
         # first_hash equals second_hash."
@@ -91,9 +86,29 @@ def verify_consistency(
         if not hmac.compare_digest(root1, root2):
             raise ProofError("equal sizes with different roots: the log forked")
         return
+    if size1 == 0:
+        # Every tree extends the empty tree; a non-empty proof is malformed. (Checked after
+        # equal sizes, so that two different roots claimed for size 0 still fail.)
+        if proof:
+            raise ProofError("consistency from the empty tree takes an empty proof")
+        return
     # 1. If consistency_path is an empty array, stop and fail the proof verification.
     if not proof:
         raise ProofError("consistency proof is empty")
+    fr, sr, sn = _consistency_roots(size1, size2, proof, root1)
+    # 7. Verify fr == first_hash, sr == second_hash and sn == 0.
+    if sn != 0:
+        raise ProofError("consistency proof is shorter than needed")
+    if not hmac.compare_digest(fr, root1):
+        raise ProofError("consistency proof does not lead to the first root")
+    if not hmac.compare_digest(sr, root2):
+        raise ProofError("consistency proof does not lead to the second root")
+
+
+def _consistency_roots(
+    size1: int, size2: int, proof: Sequence[bytes], root1: bytes
+) -> tuple[bytes, bytes, int]:
+    """Steps 2-6 of RFC 9162 §2.1.4.2: the (first, second) roots the proof implies, and sn."""
     path = list(proof)
     # 2. If first is an exact power of 2, then prepend first_hash to the consistency_path.
     if size1 & (size1 - 1) == 0:
@@ -126,10 +141,4 @@ def verify_consistency(
         # c. Finally, right-shift both fn and sn one time.
         fn >>= 1
         sn >>= 1
-    # 7. Verify fr == first_hash, sr == second_hash and sn == 0.
-    if sn != 0:
-        raise ProofError("consistency proof is shorter than needed")
-    if not hmac.compare_digest(fr, root1):
-        raise ProofError("consistency proof does not lead to the first root")
-    if not hmac.compare_digest(sr, root2):
-        raise ProofError("consistency proof does not lead to the second root")
+    return fr, sr, sn

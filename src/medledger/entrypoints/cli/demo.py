@@ -12,7 +12,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 
@@ -43,16 +44,14 @@ def synthetic_entry(seq: int, now: float, rng: random.Random) -> bytes:
 
 def demo_feed(
     node: Node, *, every_s: float = 0.25, seed: int | None = None
-) -> Callable[[], Awaitable[None]]:
+) -> Callable[[], Coroutine[Any, Any, None]]:
     """A background task appending a small random batch every ``every_s`` seconds."""
     rng = random.Random(seed)  # noqa: S311 - demo traffic, not cryptography
 
     async def run() -> None:
         while True:
             start = node.log.size()
-            batch = [
-                synthetic_entry(start + i, time.time(), rng) for i in range(rng.randint(1, 8))
-            ]
+            batch = [synthetic_entry(start + i, time.time(), rng) for i in range(rng.randint(1, 8))]
             try:
                 await run_in_threadpool(node.log.append, batch)
             except MedledgerError as e:

@@ -45,7 +45,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
 @app.command()
 def init(
     home: HomeOption = Path(".medledger"),
-    origin: Annotated[str | None, typer.Option(help="Log origin, e.g. hospital.example/log")] = None,
+    origin: Annotated[
+        str | None, typer.Option(help="Log origin, e.g. hospital.example/log")
+    ] = None,
     port: Annotated[int, typer.Option(help="Port written to node.toml.")] = 8000,
 ) -> None:
     """Create a node home: settings, a log signing key and an empty log."""
@@ -91,7 +93,9 @@ def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> Non
 @app.command()
 def serve(
     home: HomeOption = Path(".medledger"),
-    host: Annotated[str | None, typer.Option(help="Listen address (default from node.toml).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default from node.toml).")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default from node.toml).")] = None,
 ) -> None:
     """Serve a node's API until interrupted."""
@@ -131,14 +135,17 @@ def log_verify(home: HomeOption = Path(".medledger")) -> None:
     except MedledgerError as e:
         fail(str(e))
     try:
-        with store.snapshot(), Progress(
-            TextColumn("verifying log"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as bar:
+        with (
+            store.snapshot(),
+            Progress(
+                TextColumn("verifying log"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            ) as bar,
+        ):
             task = bar.add_task("entries", total=None)
 
             def progress(done: int, total: int) -> None:
@@ -185,13 +192,17 @@ def receipt_verify(
     from medledger.core.receipt import parse_receipt, verify_receipt
 
     limits = Limits()
-    raw = sys.stdin.buffer.read(MAX_FILE_BYTES + 1) if str(file) == "-" else _read_small(
-        file, "receipt"
+    raw = (
+        sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+        if str(file) == "-"
+        else _read_small(file, "receipt")
     )
     key_path = Path(key)
-    key_text = _read_small(key_path, "key file").decode("ascii", "replace") if (
-        "+" not in key and key_path.is_file()
-    ) else key
+    key_text = (
+        _read_small(key_path, "key file").decode("ascii", "replace")
+        if ("+" not in key and key_path.is_file())
+        else key
+    )
     try:
         verifier = parse_verifier_key(key_text.strip())
         receipt = parse_receipt(raw, limits)

@@ -10,7 +10,8 @@ from medledger.core.note import format_verifier_key
 _RECENT = 10
 
 _STYLE = """
-body{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1b1b1b}
+body{font:16px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;
+color:#1b1b1b}
 pre{background:#f4f4f4;padding:.75rem;overflow-x:auto;font-size:.85rem}
 code{background:#f4f4f4;padding:0 .2rem}
 table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25rem .5rem;
