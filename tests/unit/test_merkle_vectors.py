@@ -191,7 +191,8 @@ def test_consistency_proof_known_answer(case: dict[str, Any]) -> None:
 
 # --- transparency-dev testdata, as transcribed ------------------------------------------------
 def _testdata_id(case: dict[str, Any]) -> str:
-    return case["source"].removeprefix("testdata/").removesuffix(".json")
+    source: str = case["source"]
+    return source.removeprefix("testdata/").removesuffix(".json")
 
 
 @pytest.mark.parametrize("case", INCLUSION["cases"], ids=_testdata_id)
