@@ -3,29 +3,53 @@
 A home directory holds::
 
     node.toml            origin, listen address, checkpoint interval
-    keys/log-signer.key  the log's Ed25519 signed-note key (owner-only, written atomically)
-    data/log.db          the SQLite transparency log (+ -wal, -shm)
+    genesis.json         the network's genesis: its id and its authority organizations
+    keys/node.key        this node's organization key (did:key), passphrase-encrypted
+    keys/log-signer.key  the transparency log's signed-note key (owner-only)
+    keys/passphrase      demo homes only: the node key's passphrase (owner-only)
+    data/log.db          the SQLite transparency log
+    data/ledger.db       blocks, transactions and contract state
+
+The node key's passphrase comes from ``$MEDLEDGER_PASSPHRASE`` or, for demo homes only, from
+``keys/passphrase``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import threading
+import time
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from medledger.adapters.files import atomic_write, read_owner_only
+from medledger.adapters.keystore import generate_key, read_key_file, write_key_file
+from medledger.adapters.sqlite_ledger import SqliteLedger
 from medledger.adapters.sqlite_log import SqliteLog
 from medledger.config import LogConfig
+from medledger.core.identity.keys import ParticipantKey
+from medledger.core.ledger.contracts import default_contracts
+from medledger.core.ledger.genesis import Authority, Genesis, parse_genesis
+from medledger.core.ledger.runtime import Runtime
 from medledger.core.note import Signer, format_signer_key, parse_signer_key
 from medledger.errors import ConfigurationError, MedledgerError
+from medledger.services.ledger import LedgerNode
 from medledger.services.log import TransparencyLog
+from medledger.services.ordering import SoloOrdering
 
 SETTINGS_FILE = "node.toml"
+GENESIS_FILE = "genesis.json"
+NODE_KEY_FILE = Path("keys") / "node.key"
 SIGNER_KEY_FILE = Path("keys") / "log-signer.key"
+PASSPHRASE_FILE = Path("keys") / "passphrase"
 LOG_DB_FILE = Path("data") / "log.db"
+LEDGER_DB_FILE = Path("data") / "ledger.db"
+PASSPHRASE_ENV = "MEDLEDGER_PASSPHRASE"
 _ORIGIN = re.compile(r"^[A-Za-z0-9.\-]+(/[A-Za-z0-9._\-]+)*$")
+MAX_GENESIS_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +84,39 @@ def default_origin() -> str:
     return f"medledger.local/log/{secrets.token_hex(4)}"
 
 
-def init_home(home: Path, *, origin: str | None = None, port: int = 8000) -> NodeSettings:
-    """Create a node home: settings, a fresh log signing key and an empty log."""
+def init_home(
+    home: Path,
+    *,
+    passphrase: str,
+    origin: str | None = None,
+    port: int = 8000,
+    network: str = "medledger-dev",
+    organization: str = "Local Hospital",
+    genesis: Genesis | None = None,
+    node_key: ParticipantKey | None = None,
+    store_passphrase: bool = False,
+) -> NodeSettings:
+    """Create a node home. Without ``genesis``, a one-authority network led by this node."""
     if (home / SETTINGS_FILE).exists():
         raise ConfigurationError(f"{home} is already initialised")
     settings = NodeSettings(origin=origin or default_origin(), port=port)
+    key = node_key or generate_key()
+    if genesis is None:
+        genesis = Genesis(
+            network=network,
+            time_ms=int(time.time() * 1000),
+            authorities=(Authority(did=key.did, name=organization, roles=("hospital",)),),
+        )
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_key_file(home / NODE_KEY_FILE, key, passphrase)
+    if store_passphrase:
+        atomic_write(home / PASSPHRASE_FILE, passphrase.encode())
     signer = Signer(settings.origin, secrets.token_bytes(32))
     atomic_write(home / SIGNER_KEY_FILE, format_signer_key(signer).encode() + b"\n")
-    SqliteLog(_db_path(home)).close()
+    atomic_write(home / GENESIS_FILE, genesis.to_json(), mode=0o644)
+    SqliteLog(_data_path(home, LOG_DB_FILE)).close()
+    SqliteLedger(_data_path(home, LEDGER_DB_FILE)).close()
+    # Written last: a home with node.toml is complete.
     atomic_write(home / SETTINGS_FILE, settings.to_toml().encode(), mode=0o644)
     return settings
 
@@ -100,35 +148,94 @@ def load_signer(home: Path) -> Signer:
         raise ConfigurationError("the log signer key file is malformed") from e
 
 
-def _db_path(home: Path) -> Path:
-    path = home / LOG_DB_FILE
+def load_genesis(home: Path) -> Genesis:
+    path = home / GENESIS_FILE
+    try:
+        with path.open("rb") as f:
+            raw = f.read(MAX_GENESIS_BYTES + 1)
+    except OSError as e:
+        raise ConfigurationError(f"{home} has no readable {GENESIS_FILE}") from e
+    try:
+        return parse_genesis(raw)
+    except MedledgerError as e:
+        raise ConfigurationError(f"{GENESIS_FILE} is invalid: {e}") from e
+
+
+def load_passphrase(home: Path) -> str:
+    """A demo home's own passphrase file, else ``$MEDLEDGER_PASSPHRASE``."""
+    if (home / PASSPHRASE_FILE).exists():
+        return read_owner_only(home / PASSPHRASE_FILE).decode("utf-8")
+    from_env = os.environ.get(PASSPHRASE_ENV)
+    if from_env:
+        return from_env
+    raise ConfigurationError(f"set {PASSPHRASE_ENV} to the node key's passphrase")
+
+
+def _data_path(home: Path, relative: Path) -> Path:
+    path = home / relative
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
 
 
 @dataclass
 class Node:
-    """A wired node: its settings, store and log service."""
+    """A wired node: stores, the log and the ledger, and the block builder's thread."""
 
     home: Path
     settings: NodeSettings
+    genesis: Genesis
+    key: ParticipantKey
     store: SqliteLog
     log: TransparencyLog
+    ledger_store: SqliteLedger
+    ledger: LedgerNode
+    ordering: SoloOrdering
+    _builder: threading.Thread | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        """Genesis block / crash repair, then the block builder on its own thread."""
+        self.ledger.start(_now_ms())
+        self._builder = threading.Thread(
+            target=self.ledger.run_builder, args=(_now_ms,), name="block-builder", daemon=True
+        )
+        self._builder.start()
 
     def close(self) -> None:
+        self.ledger.stop()
+        self.ordering.close()
+        if self._builder is not None:
+            self._builder.join(timeout=10)
+        self.ledger_store.close()
         self.store.close()
 
 
-def open_node(home: Path) -> Node:
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def open_node(home: Path, *, passphrase: str | None = None) -> Node:
     settings = load_settings(home)
     signer = load_signer(home)
     if signer.name != settings.origin:
         raise ConfigurationError("the log signer key is not named after the log's origin")
+    genesis = load_genesis(home)
+    key = read_key_file(home / NODE_KEY_FILE, passphrase or load_passphrase(home))
+    if key.did not in {a.did for a in genesis.authorities}:
+        raise ConfigurationError("this node's key is not a genesis authority (solo proposer)")
     config = LogConfig(origin=settings.origin, checkpoint_interval_s=settings.checkpoint_interval_s)
-    db = home / LOG_DB_FILE
-    if not db.exists():
-        raise ConfigurationError(f"{home} has no log database: run `medledger init`")
-    store = SqliteLog(db, config.limits)
-    return Node(
-        home=home, settings=settings, store=store, log=TransparencyLog(store, signer, config)
+    for db in (LOG_DB_FILE, LEDGER_DB_FILE):
+        if not (home / db).exists():
+            raise ConfigurationError(f"{home} has no {db}: run `medledger init`")
+    store = SqliteLog(home / LOG_DB_FILE, config.limits)
+    log = TransparencyLog(store, signer, config)
+    ledger_store = SqliteLedger(home / LEDGER_DB_FILE)
+    ordering = SoloOrdering()
+    ledger = LedgerNode(
+        genesis=genesis,
+        store=ledger_store,
+        log=log,
+        proposer=key,
+        ordering=ordering,
+        runtime=Runtime(default_contracts()),
     )
+    return Node(home, settings, genesis, key, store, log, ledger_store, ledger, ordering)

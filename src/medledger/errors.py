@@ -10,7 +10,13 @@ from __future__ import annotations
 
 
 class MedledgerError(Exception):
-    """Root of every error medledger raises on purpose."""
+    """Root of every error medledger raises on purpose.
+
+    ``reason`` is an optional stable, machine-readable code (e.g. an intake or contract
+    refusal: ``replayed_nonce``, ``not_authority``) that the edge passes on to clients.
+    """
+
+    reason: str | None = None
 
 
 # --- the caller sent something malformed --------------------------------------------------
@@ -59,6 +65,10 @@ class ConflictError(MedledgerError):
 # --- our side failed ------------------------------------------------------------------------
 class StorageError(MedledgerError):
     """A store could not read or write durably."""
+
+
+class OverloadedError(MedledgerError):
+    """The node is at capacity; the caller should retry shortly."""
 
 
 class NetworkError(MedledgerError):

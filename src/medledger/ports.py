@@ -63,3 +63,53 @@ class Clock(Protocol):
     def now(self) -> float:
         """Seconds since the Unix epoch."""
         ...
+
+
+class Ordering(Protocol):
+    """Gives every node the same total order of transaction envelopes.
+
+    Solo (the embedded node orders its own blocks) or an etcd Raft cluster (issue 7).
+    """
+
+    def submit(self, envelope: bytes) -> None:
+        """Hand an envelope to the orderer; it will appear in some later batch exactly once."""
+        ...
+
+    def next_batch(self, max_items: int, max_wait_s: float) -> list[bytes]:
+        """The next envelopes in order: as soon as ``max_items`` are ready, or after
+        ``max_wait_s`` from the first one; an empty list if none came within ``max_wait_s``."""
+        ...
+
+
+class BlockRecord(Protocol):
+    """A stored block: its canonical header bytes (as signed, after the domain prefix)."""
+
+    @property
+    def height(self) -> int: ...
+    @property
+    def hash(self) -> bytes: ...
+    @property
+    def header(self) -> bytes: ...
+    @property
+    def signature(self) -> bytes: ...
+
+
+class TxRecord(Protocol):
+    """A committed transaction: wire bytes, position and outcome."""
+
+    @property
+    def tx_id(self) -> bytes: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def wire(self) -> bytes: ...
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def message(self) -> str | None: ...
+    @property
+    def log_index(self) -> int: ...

@@ -18,6 +18,7 @@ import pytest
 from medledger.bootstrap import init_home, open_node
 
 MEDLEDGER = [sys.executable, "-m", "medledger.entrypoints.cli"]
+PASSPHRASE = "e2e-test-passphrase"
 
 
 def free_port() -> int:
@@ -36,7 +37,7 @@ class ServedNode:
 
 def start(args: list[str], url: str, *, timeout_s: float = 30.0) -> subprocess.Popen[bytes]:
     """Start a node process and poll /healthz until it answers (no blind sleeps)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MEDLEDGER_PASSPHRASE": PASSPHRASE}
     process = subprocess.Popen(
         [*MEDLEDGER, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
     )
@@ -68,10 +69,14 @@ def stop(process: subprocess.Popen[bytes]) -> str:
 
 @pytest.fixture(scope="module")
 def served_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode]:
-    """A node whose log holds 1,000 known entries (full and partial tiles), then served."""
+    """A node whose log holds 1,000 known entries (full and partial tiles), then served.
+
+    The entries are appended to the log directly, before the ledger's genesis: this fixture
+    exercises the log's API, not the ledger's.
+    """
     home = tmp_path_factory.mktemp("node")
-    init_home(home, origin="e2e.medledger.test/log")
-    node = open_node(home)
+    init_home(home, origin="e2e.medledger.test/log", passphrase=PASSPHRASE)
+    node = open_node(home, passphrase=PASSPHRASE)
     entries = [f"entry {i} ".encode() + bytes([i % 251]) * (i % 40) for i in range(1000)]
     for start_at in range(0, 1000, 300):
         node.log.append(entries[start_at : start_at + 300])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 import time
@@ -13,14 +14,15 @@ import pytest
 from medledger.bootstrap import SIGNER_KEY_FILE, init_home, open_node
 from medledger.core.note import format_verifier_key
 
-from .conftest import MEDLEDGER, free_port, start, stop
+from .conftest import MEDLEDGER, PASSPHRASE, free_port, start, stop
 
 ORIGIN = "cli.medledger.test/log"
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - our own CLI
         [*MEDLEDGER, *args],
+        env={**os.environ, "MEDLEDGER_PASSPHRASE": PASSPHRASE},
         input=stdin.decode() if stdin is not None else None,
         capture_output=True,
         text=True,
@@ -40,7 +42,7 @@ def assert_clean_failure(result: subprocess.CompletedProcess[str], *words: str) 
 def home_with_receipts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, list[bytes]]:
     home = tmp_path_factory.mktemp("cli") / "home"
     assert run("init", "--home", str(home), "--origin", ORIGIN).returncode == 0
-    node = open_node(home)
+    node = open_node(home, passphrase=PASSPHRASE)
     entries = [f"audit line {i}".encode() for i in range(70)]
     node.log.append(entries)
     node.log.sign_current()
@@ -140,8 +142,8 @@ def test_receipt_under_another_logs_key_is_rejected(
 ):
     _, receipts, _ = home_with_receipts
     other = tmp_path / "other"
-    init_home(other, origin=ORIGIN)
-    node = open_node(other)
+    init_home(other, origin=ORIGIN, passphrase=PASSPHRASE)
+    node = open_node(other, passphrase=PASSPHRASE)
     other_key = format_verifier_key(node.log.verifier)
     node.close()
     assert_clean_failure(
@@ -184,14 +186,16 @@ def test_serve_on_an_uninitialised_home_says_so(tmp_path: Path):
     assert_clean_failure(run("serve", "--home", str(tmp_path / "empty")), "medledger init")
 
 
-def test_demo_serves_a_live_growing_log(tmp_path: Path):
-    """What `make run` starts: a node whose log keeps growing, with checkpoints every second."""
+def test_demo_serves_a_live_ledger_and_growing_log(tmp_path: Path):
+    """What `make run` starts: the demo network with transactions flowing into blocks, every
+    one a log leaf, and checkpoints every second; afterwards chain and log both verify."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    process = start(["demo", "--home", str(tmp_path / "demo"), "--port", str(port)], url)
+    home = tmp_path / "demo"
+    process = start(["demo", "--home", str(home), "--port", str(port)], url)
     try:
-        sizes = []
-        deadline = time.monotonic() + 20
+        sizes: list[int] = []
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline and len(set(sizes)) < 3:
             note = httpx.get(url + "log/checkpoint", timeout=5)
             assert note.status_code == 200
@@ -199,10 +203,13 @@ def test_demo_serves_a_live_growing_log(tmp_path: Path):
             time.sleep(0.3)
         assert len(set(sizes)) >= 3, f"checkpoints did not advance: {sizes}"
         assert sizes == sorted(sizes)
+        latest = httpx.get(url + "ledger/blocks/latest", timeout=5).json()
+        assert latest["height"] >= 2
         entry = httpx.get(url + "log/entries/0", timeout=5).content
-        assert b"NOT A REAL ACCESS EVENT" in entry
+        assert b'"kind":"tx"' in entry
     finally:
         output = stop(process)
     assert url in output
-    verify = run("log", "verify", "--home", str(tmp_path / "demo"))
-    assert verify.returncode == 0, verify.stderr
+    for command in (["chain", "verify"], ["log", "verify"]):
+        result = run(*command, "--home", str(home))
+        assert result.returncode == 0, result.stderr

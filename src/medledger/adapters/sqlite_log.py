@@ -90,6 +90,30 @@ class _PartialTile:
         return b"".join(self.rows)
 
 
+@contextlib.contextmanager
+def _read_errors() -> Iterator[None]:
+    """The adapter boundary for reads: a failed read (a corrupt page, a locked or vanished
+    file) is a ``StorageError``, never a bare ``sqlite3.Error`` the edges do not expect."""
+    try:
+        yield
+    except sqlite3.Error as e:
+        raise StorageError(f"cannot read the log database: {e}") from e
+
+
+def _blob(value: object) -> bytes:
+    """A stored BLOB; a corrupt record header can turn it into NULL, a number or text."""
+    if not isinstance(value, bytes):
+        raise StorageError("the log database is corrupt: a stored blob has the wrong type")
+    return value
+
+
+def _int(value: object) -> int:
+    """A stored INTEGER (not a rowid), checked for the same reason as ``_blob``."""
+    if not isinstance(value, int):
+        raise StorageError("the log database is corrupt: a stored number has the wrong type")
+    return value
+
+
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     try:
         if readonly:
@@ -153,10 +177,16 @@ class SqliteLog:
     def snapshot(self) -> Iterator[None]:
         """Run this thread's reads in one read transaction: a consistent view of the log."""
         conn = self._reader()
-        conn.execute("BEGIN")
+        with _read_errors():
+            conn.execute("BEGIN")
         try:
             yield
-        finally:
+        except BaseException:
+            # End the transaction without masking what went wrong inside it.
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        with _read_errors():
             conn.execute("COMMIT")
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
@@ -176,7 +206,7 @@ class SqliteLog:
 
     def _load_range(self, conn: sqlite3.Connection) -> CompactRange:
         size = self._meta_int("size", conn)
-        blob = bytes(conn.execute("SELECT value FROM meta WHERE key='range'").fetchone()[0])
+        blob = _blob(self._meta("range", conn))
         hashes = [blob[i : i + HASH_SIZE] for i in range(0, len(blob), HASH_SIZE)]
         try:
             return CompactRange(size, hashes)
@@ -196,13 +226,20 @@ class SqliteLog:
                 ).fetchone()
                 if row is None or row[0] != width:
                     raise StorageError(f"tile {level}/{index} is missing or has the wrong width")
-                partials[level] = _PartialTile(index, bytes(row[1]), width)
+                partials[level] = _PartialTile(index, _blob(row[1]), width)
             level += 1
         return partials
 
     @staticmethod
     def _meta_int(key: str, conn: sqlite3.Connection) -> int:
-        return int(conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0])
+        return _int(SqliteLog._meta(key, conn))
+
+    @staticmethod
+    def _meta(key: str, conn: sqlite3.Connection) -> object:
+        row = conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        if row is None:
+            raise StorageError(f"the log database is corrupt: meta {key!r} is missing")
+        return row[0]
 
     def _reader(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -284,13 +321,22 @@ class SqliteLog:
         }
 
     # --- LogReader ---------------------------------------------------------------------------
+    @_read_errors()
     def size(self) -> int:
         return self._meta_int("size", self._reader())
+
+    def preview(self, entries: Sequence[bytes]) -> tuple[int, bytes]:
+        """(size, root) the log would have after appending ``entries``; writes nothing."""
+        with self._write_lock:
+            tree = self._range.copy()
+        tree.extend(leaf_hash(e) for e in entries)
+        return tree.size, tree.root()
 
     def head(self) -> tuple[int, bytes]:
         """(size, root) of the committed tree: a snapshot swapped in after each COMMIT."""
         return self._head
 
+    @_read_errors()
     def entries(self, start: int, end: int) -> list[bytes]:
         if not 0 <= start <= end:
             raise InvalidInputError(f"bad entry range [{start}, {end})", parameter="index")
@@ -304,22 +350,24 @@ class SqliteLog:
         )
         if len(rows) != end - start:
             raise NotFoundError(f"entries [{start}, {end}) are not all in the log")
-        return [bytes(r[1]) for r in rows]
+        return [_blob(r[1]) for r in rows]
 
     def iter_entries(self, start: int = 0, chunk: int = 4096) -> Iterator[tuple[int, bytes]]:
         """Stream (index, data) from ``start`` in bounded chunks (flat memory)."""
         conn = self._reader()
         at = start
         while True:
-            rows = conn.execute(
-                "SELECT idx, data FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?", (at, chunk)
-            ).fetchall()
+            with _read_errors():
+                rows = conn.execute(
+                    "SELECT idx, data FROM entries WHERE idx >= ? ORDER BY idx LIMIT ?", (at, chunk)
+                ).fetchall()
             if not rows:
                 return
             for idx, data in rows:
-                yield int(idx), bytes(data)
+                yield int(idx), _blob(data)
             at = int(rows[-1][0]) + 1
 
+    @_read_errors()
     def _tile_rows(self, level: int, index: int) -> tuple[bytes, ...]:
         """The tile's in-tile rows (bottom first), from the writer's right edge, cache or disk."""
         partial = self._published.get(level)
@@ -336,8 +384,8 @@ class SqliteLog:
         )
         if row is None:
             raise NotFoundError(f"tile {level}/{index} does not exist")
-        rows = _split_rows(int(row[0]), bytes(row[1]))
-        if int(row[0]) == TILE_WIDTH:
+        rows = _split_rows(_int(row[0]), _blob(row[1]))
+        if row[0] == TILE_WIDTH:
             with self._cache_lock:
                 self._cache[key] = rows
                 if len(self._cache) > _FULL_TILE_CACHE:
@@ -367,13 +415,14 @@ class SqliteLog:
         return out
 
     # --- CheckpointStore ---------------------------------------------------------------------
+    @_read_errors()
     def latest_checkpoint(self) -> SignedCheckpoint | None:
         row = (
             self._reader()
             .execute("SELECT size, root, note FROM checkpoints ORDER BY size DESC LIMIT 1")
             .fetchone()
         )
-        return None if row is None else SignedCheckpoint(int(row[0]), bytes(row[1]), bytes(row[2]))
+        return None if row is None else SignedCheckpoint(int(row[0]), _blob(row[1]), _blob(row[2]))
 
     def save_checkpoint(self, checkpoint: SignedCheckpoint) -> None:
         with self._write_lock:
@@ -387,24 +436,28 @@ class SqliteLog:
             except sqlite3.Error as e:
                 raise StorageError(f"cannot save checkpoint: {e}") from e
 
+    @_read_errors()
     def checkpoints(self) -> list[SignedCheckpoint]:
         rows = (
             self._reader()
             .execute("SELECT size, root, note FROM checkpoints ORDER BY size")
             .fetchall()
         )
-        return [SignedCheckpoint(int(s), bytes(r), bytes(n)) for s, r, n in rows]
+        return [SignedCheckpoint(int(s), _blob(r), _blob(n)) for s, r, n in rows]
 
     # --- integrity (for `medledger log verify`) ----------------------------------------------
+    @_read_errors()
     def stored_range(self) -> CompactRange:
         """The size and right edge as stored in ``meta`` (read, not the in-memory copy)."""
         return self._load_range(self._reader())
 
+    @_read_errors()
     def tile_ids(self) -> list[tuple[int, int, int]]:
         """Every stored tile as (level, index, width)."""
         rows = self._reader().execute("SELECT id, width FROM tiles ORDER BY id").fetchall()
-        return [(int(i) >> 56, int(i) & ((1 << 56) - 1), int(w)) for i, w in rows]
+        return [(int(i) >> 56, int(i) & ((1 << 56) - 1), _int(w)) for i, w in rows]
 
+    @_read_errors()
     def tile_blob(self, level: int, index: int) -> bytes:
         """The whole stored blob of a tile, bypassing the cache (for tamper checks)."""
         row = (
@@ -414,4 +467,4 @@ class SqliteLog:
         )
         if row is None:
             raise NotFoundError(f"tile {level}/{index} does not exist")
-        return bytes(row[0])
+        return _blob(row[0])

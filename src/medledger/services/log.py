@@ -36,6 +36,10 @@ class LogStore(LogWriter, LogReader, CheckpointStore, Protocol):
         """(size, root) of the committed tree, read atomically."""
         ...
 
+    def preview(self, entries: Sequence[bytes]) -> tuple[int, bytes]:
+        """(size, root) after appending ``entries``; writes nothing."""
+        ...
+
 
 class TransparencyLog:
     """One node's transparency log."""
@@ -102,6 +106,14 @@ class TransparencyLog:
     # --- reads ---------------------------------------------------------------------------------
     def size(self) -> int:
         return self._store.head()[0]
+
+    def head(self) -> tuple[int, bytes]:
+        """(size, root) of the committed tree."""
+        return self._store.head()
+
+    def preview(self, entries: Sequence[bytes]) -> tuple[int, bytes]:
+        """(size, root) after appending ``entries``, without appending them."""
+        return self._store.preview(entries)
 
     def latest_checkpoint(self) -> SignedCheckpoint:
         """The newest signed checkpoint; signs the first one if none exists."""

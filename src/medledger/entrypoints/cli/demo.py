@@ -1,61 +1,201 @@
-"""Synthetic, clearly fake audit entries that keep the demo log growing.
+"""The demo network `make run` starts: three authority organizations, practitioners and
+pseudonymous patients, records anchored and access batches flowing.
 
-Until the consent and audit issues give the log real access events, `medledger demo` appends
-entries like these. They name no person and carry no clinical content: every one says it is
-synthetic.
+Everything here is synthetic and says so: organization names say "Demo", patients are random
+did:keys, record contents are random bytes that exist only to be committed to (until the
+off-chain store lands, a record's commitment and CID are computed over synthetic bytes).
+The demo keys are written to ``<home>/demo-keys/`` under the passphrase ``medledger-demo``
+so the CLI can sign as any demo user.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
 
-from medledger.bootstrap import Node
+from medledger.adapters.keystore import generate_key, read_key_file, write_key_file
+from medledger.bootstrap import Node, init_home
+from medledger.client import new_transaction
+from medledger.core.identity.keys import ParticipantKey
+from medledger.core.ledger.genesis import Authority, Genesis
 from medledger.errors import MedledgerError
 
 log = logging.getLogger("medledger.demo")
 
-_ACTIONS = ("read", "search", "create", "update")
-_DECISIONS = ("permit", "permit", "permit", "deny")
-_PURPOSES = ("TREAT", "TREAT", "ETREAT", "HRESCH", "PUBHLTH")
+DEMO_PASSPHRASE = "medledger-demo"
+DEMO_NETWORK = "medledger-demo"
+DEMO_KEYS = "demo-keys"
+ORGANIZATIONS = (
+    ("hospital", "St. Demo General Hospital (demo)", "hospital"),
+    ("clinic", "Demo Valley Clinic (demo)", "clinic"),
+    ("lab", "Demo Diagnostics Lab (demo)", "lab"),
+)
+PRACTITIONERS = (
+    ("dr-house", "hospital", "physician"),
+    ("nurse-joy", "hospital", "nurse"),
+    ("dr-er", "hospital", "emergency-physician"),
+    ("officer-hospital", "hospital", "privacy-officer"),
+    ("dr-clinic", "clinic", "physician"),
+    ("lab-tech", "lab", "lab-technician"),
+)
+PATIENTS = ("patient-1", "patient-2", "patient-3", "patient-4", "patient-5")
+RESOURCE_TYPES = ("Observation", "Condition", "MedicationRequest", "DiagnosticReport", "Encounter")
 
 
-def synthetic_entry(seq: int, now: float, rng: random.Random) -> bytes:
-    """One fake audit line, canonical JSON (sorted keys, no spaces)."""
-    event = {
-        "synthetic": "DEMO ENTRY - NOT A REAL ACCESS EVENT",
-        "seq": seq,
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
-        "actor": f"did:example:demo-practitioner-{rng.randint(1, 12)}",
-        "patient": f"did:example:demo-patient-{rng.randint(1, 40)}",
-        "action": rng.choice(_ACTIONS),
-        "purpose": rng.choice(_PURPOSES),
-        "decision": rng.choice(_DECISIONS),
+def create_demo_home(home: Path, *, port: int) -> None:
+    """A node home for the demo network, plus every demo user's key file."""
+    keys = {name: generate_key() for name, _, _ in ORGANIZATIONS}
+    genesis = Genesis(
+        network=DEMO_NETWORK,
+        time_ms=int(time.time() * 1000),
+        authorities=tuple(
+            Authority(did=keys[name].did, name=label, roles=(role,))
+            for name, label, role in ORGANIZATIONS
+        ),
+    )
+    init_home(
+        home,
+        passphrase=DEMO_PASSPHRASE,
+        origin="demo.medledger.local/log",
+        port=port,
+        genesis=genesis,
+        node_key=keys["hospital"],
+        store_passphrase=True,
+    )
+    for name in [*(p[0] for p in PRACTITIONERS), *PATIENTS]:
+        keys[name] = generate_key()
+    directory = home / DEMO_KEYS
+    for name, key in keys.items():
+        write_key_file(directory / f"{name}.key", key, DEMO_PASSPHRASE, n=2**14)
+
+
+def load_demo_keys(home: Path) -> dict[str, ParticipantKey]:
+    directory = home / DEMO_KEYS
+    return {
+        path.stem: read_key_file(path, DEMO_PASSPHRASE) for path in sorted(directory.glob("*.key"))
     }
-    return json.dumps(event, sort_keys=True, separators=(",", ":")).encode()
 
 
-def demo_feed(
-    node: Node, *, every_s: float = 0.25, seed: int | None = None
-) -> Callable[[], Coroutine[Any, Any, None]]:
-    """A background task appending a small random batch every ``every_s`` seconds."""
-    rng = random.Random(seed)  # noqa: S311 - demo traffic, not cryptography
+def synthetic_cid(data: bytes) -> str:
+    """CIDv1, raw codec, sha2-256, base32 (lowercase, no padding): what the blob store uses."""
+    digest = hashlib.sha256(data).digest()
+    raw = b"\x01\x55\x12\x20" + digest
+    return "b" + base64.b32encode(raw).decode().lower().rstrip("=")
+
+
+@dataclass
+class DemoRecord:
+    patient: str
+    record_id: str
+    resource_type: str
+    version: int = 0
+    head_hash: str | None = None
+
+
+class DemoNetwork:
+    """Seeds the demo network and keeps transactions flowing, through the node's own intake."""
+
+    def __init__(self, node: Node, keys: dict[str, ParticipantKey], seed: int | None = None) -> None:
+        self.node = node
+        self.keys = keys
+        self.rng = random.Random(seed)  # noqa: S311 - demo traffic, not cryptography
+        self.records: list[DemoRecord] = []
+
+    def submit(self, signer: str, tx_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+        stx = new_transaction(
+            self.keys[signer],
+            network=self.node.genesis.network,
+            tx_type=tx_type,
+            payload=payload,
+            now_s=int(time.time()),
+        )
+        self.node.ledger.submit(stx.wire, int(time.time()))
+        status = self.node.ledger.wait(stx.tx_id, 10.0)
+        return {"ok": status.ok, "reason": status.reason}
+
+    def is_registered(self, name: str) -> bool:
+        return self.node.ledger_store.state_get(f"participant/{self.keys[name].did}") is not None
+
+    def seed(self) -> None:
+        """Register practitioners and patients and anchor a first record each (idempotent)."""
+        for name, org, role in PRACTITIONERS:
+            if not self.is_registered(name):
+                payload = {"did": self.keys[name].did, "kind": "practitioner", "roles": [role],
+                           "organization": self.keys[org].did}
+                self.submit(org, "participant.register", payload)
+        for name in PATIENTS:
+            if not self.is_registered(name):
+                payload = {"did": self.keys[name].did, "kind": "patient", "roles": []}
+                self.submit("hospital", "participant.register", payload)
+        for name in PATIENTS:
+            self.records.append(
+                DemoRecord(self.keys[name].did, f"demo-{name}-{secrets.token_hex(4)}", "Patient")
+            )
+            self.anchor(self.records[-1], "dr-house")
+
+    def anchor(self, record: DemoRecord, author: str) -> None:
+        content = secrets.token_bytes(64)  # synthetic: stands for an encrypted FHIR resource
+        salt = secrets.token_bytes(32)
+        payload = {
+            "patient": record.patient,
+            "record_id": record.record_id,
+            "resource_type": record.resource_type,
+            "version": record.version + 1,
+            "commitment": hmac.new(salt, content, hashlib.sha256).hexdigest(),
+            "cid": synthetic_cid(content),
+            "prev": record.head_hash,
+        }
+        if self.submit(author, "record.anchor", payload)["ok"]:
+            record.version += 1
+            head = self.node.ledger_store.state_get(f"record/{record.patient}/{record.record_id}")
+            record.head_hash = json.loads(head)["hash"] if head else None
+
+    def step(self) -> None:
+        """One tick of demo traffic: a new record, a new version, or an access batch."""
+        choice = self.rng.random()
+        author = self.rng.choice(["dr-house", "nurse-joy", "dr-clinic", "lab-tech"])
+        if choice < 0.4 or not self.records:
+            patient = self.keys[self.rng.choice(PATIENTS)].did
+            record = DemoRecord(patient, f"demo-{secrets.token_hex(6)}", self.rng.choice(RESOURCE_TYPES))
+            self.records.append(record)
+            self.anchor(record, author)
+        elif choice < 0.8:
+            self.anchor(self.rng.choice(self.records), author)
+        else:
+            now = int(time.time() * 1000)
+            payload = {"batch_id": f"demo-{secrets.token_hex(8)}", "root": secrets.token_hex(32),
+                       "count": self.rng.randint(1, 500), "first_time_ms": now - 1000,
+                       "last_time_ms": now}
+            self.submit(self.rng.choice(["hospital", "clinic", "lab"]), "access.batch", payload)
+
+
+def demo_feed(node: Node, *, every_s: float = 1.0) -> Callable[[], Coroutine[Any, Any, None]]:
+    """A background task: seed the demo network, then keep transactions flowing."""
 
     async def run() -> None:
+        network = DemoNetwork(node, await run_in_threadpool(load_demo_keys, node.home))
+        try:
+            await run_in_threadpool(network.seed)
+        except MedledgerError as e:
+            log.error("demo seeding failed: %s", e)
         while True:
-            start = node.log.size()
-            batch = [synthetic_entry(start + i, time.time(), rng) for i in range(rng.randint(1, 8))]
-            try:
-                await run_in_threadpool(node.log.append, batch)
-            except MedledgerError as e:
-                log.error("demo append failed: %s", e)
             await asyncio.sleep(every_s)
+            try:
+                await run_in_threadpool(network.step)
+            except MedledgerError as e:
+                log.error("demo transaction failed: %s", e)
 
     return run

@@ -6,7 +6,10 @@ traceback reaches the user.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -24,12 +27,20 @@ app = typer.Typer(
     add_completion=False,
 )
 log_app = typer.Typer(help="Inspect and verify the transparency log.", no_args_is_help=True)
+chain_app = typer.Typer(help="Verify the ledger's chain of blocks.", no_args_is_help=True)
+tx_app = typer.Typer(help="Build, sign and submit transactions.", no_args_is_help=True)
+blocks_app = typer.Typer(help="Show blocks.", no_args_is_help=True)
+keys_app = typer.Typer(help="Participant keys (did:key, passphrase-encrypted).", no_args_is_help=True)
 receipt_app = typer.Typer(help="Verify C2SP tlog-proof receipts offline.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
 app.add_typer(receipt_app, name="receipt")
+app.add_typer(chain_app, name="chain")
+app.add_typer(tx_app, name="tx")
+app.add_typer(blocks_app, name="blocks")
+app.add_typer(keys_app, name="keys")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 HomeOption = Annotated[
     Path, typer.Option("--home", help="The node's home directory.", file_okay=False)
@@ -42,22 +53,45 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _passphrase(*, confirm: bool) -> str:
+    """The key passphrase: $MEDLEDGER_PASSPHRASE, or asked for on a terminal."""
+    from medledger.bootstrap import PASSPHRASE_ENV
+
+    value = os.environ.get(PASSPHRASE_ENV)
+    if value:
+        return value
+    if not sys.stdin.isatty():
+        fail(f"set {PASSPHRASE_ENV} (no terminal to ask for the key passphrase)")
+    entered: str = typer.prompt("key passphrase", hide_input=True, confirmation_prompt=confirm)
+    return entered
+
+
 @app.command()
 def init(
     home: HomeOption = Path(".medledger"),
-    origin: Annotated[
-        str | None, typer.Option(help="Log origin, e.g. hospital.example/log")
-    ] = None,
+    origin: Annotated[str | None, typer.Option(help="Log origin, e.g. hospital.example/log")] = None,
+    network: Annotated[str, typer.Option(help="Network id written to the genesis.")] = "medledger-dev",
+    organization: Annotated[str, typer.Option(help="This node's organization name.")] = "Local Hospital",
     port: Annotated[int, typer.Option(help="Port written to node.toml.")] = 8000,
 ) -> None:
-    """Create a node home: settings, a log signing key and an empty log."""
-    from medledger.bootstrap import init_home
+    """Create a node home: a one-authority network led by this node, keys and empty stores."""
+    from medledger.bootstrap import init_home, load_genesis
 
     try:
-        settings = init_home(home, origin=origin, port=port)
+        settings = init_home(
+            home,
+            passphrase=_passphrase(confirm=True),
+            origin=origin,
+            network=network,
+            organization=organization,
+            port=port,
+        )
+        genesis = load_genesis(home)
     except MedledgerError as e:
         fail(str(e))
-    out.print(f"initialised [bold]{home}[/] for log [bold]{settings.origin}[/]")
+    out.print(f"initialised [bold]{home}[/] for network [bold]{genesis.network}[/]")
+    out.print(f"  log origin  {settings.origin}")
+    out.print(f"  node DID    {genesis.authorities[0].did}")
 
 
 def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> None:
@@ -70,6 +104,7 @@ def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> Non
 
     try:
         node = open_node(home)
+        node.start()
     except MedledgerError as e:
         fail(str(e))
     host = host or node.settings.host
@@ -77,13 +112,16 @@ def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> Non
     background = [demo_feed(node)] if demo else []
     application = create_app(node, background=background)
     url = f"http://{host}:{port}/"
-    out.print(f"[bold green]medledger node[/] serving log [bold]{node.settings.origin}[/]")
-    out.print(f"  open        {url}")
-    out.print(f"  checkpoint  {url}log/checkpoint")
-    out.print(f"  API docs    {url}docs")
-    out.print(f"  verifier key {format_verifier_key(node.log.verifier)}")
+    out.print(f"[bold green]medledger node[/] for network [bold]{node.genesis.network}[/]")
+    out.print(f"  open          {url}")
+    out.print(f"  ledger        {url}ledger/blocks/latest")
+    out.print(f"  checkpoint    {url}log/checkpoint")
+    out.print(f"  API docs      {url}docs")
+    out.print(f"  node DID      {node.key.did}")
+    out.print(f"  verifier key  {format_verifier_key(node.log.verifier)}")
     if demo:
-        out.print("  demo feed   appending synthetic, clearly fake audit entries")
+        out.print(f"  demo keys     {home / 'demo-keys'} (passphrase: medledger-demo)")
+        out.print("  demo traffic  synthetic records and access batches, clearly marked demo")
     try:
         uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
     finally:
@@ -93,12 +131,10 @@ def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> Non
 @app.command()
 def serve(
     home: HomeOption = Path(".medledger"),
-    host: Annotated[
-        str | None, typer.Option(help="Listen address (default from node.toml).")
-    ] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default from node.toml).")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default from node.toml).")] = None,
 ) -> None:
-    """Serve a node's API until interrupted."""
+    """Serve a node's API until interrupted (the node key's passphrase: $MEDLEDGER_PASSPHRASE)."""
     _serve(home, host, port, demo=False)
 
 
@@ -107,12 +143,13 @@ def demo(
     home: HomeOption = Path(".medledger-demo"),
     port: Annotated[int, typer.Option(help="Listen port.")] = 8000,
 ) -> None:
-    """Start a demo node on 127.0.0.1 whose log keeps growing (what `make run` starts)."""
-    from medledger.bootstrap import SETTINGS_FILE, init_home
+    """Start the demo network's node on 127.0.0.1 with transactions flowing (`make run`)."""
+    from medledger.bootstrap import SETTINGS_FILE
+    from medledger.entrypoints.cli.demo import create_demo_home
 
     if not (home / SETTINGS_FILE).exists():
         try:
-            init_home(home, origin="demo.medledger.local/log", port=port)
+            create_demo_home(home, port=port)
         except MedledgerError as e:
             fail(str(e))
         out.print(f"created demo home [bold]{home}[/]")
@@ -224,6 +261,139 @@ def receipt_verify(
     out.print(
         f"[bold green]OK[/] entry {receipt.index} ({len(entry_bytes)} bytes) is in checkpoint "
         f"{checkpoint.origin} of size {checkpoint.size}, signed by {verifier.name}"
+    )
+
+
+NodeOption = Annotated[str, typer.Option("--node", help="The node's base URL.")]
+
+
+@keys_app.command("new")
+def keys_new(
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the key file.")],
+) -> None:
+    """Generate a participant key and write it passphrase-encrypted; print its did:key."""
+    from medledger.adapters.keystore import generate_key, write_key_file
+
+    if out_file.exists():
+        fail(f"{out_file} exists: refusing to overwrite a key")
+    key = generate_key()
+    try:
+        write_key_file(out_file, key, _passphrase(confirm=True))
+    except MedledgerError as e:
+        fail(str(e))
+    out.print(key.did)
+
+
+@tx_app.command("submit")
+def tx_submit(
+    key: Annotated[Path | None, typer.Option("--key", help="Signer's key file.")] = None,
+    tx_type: Annotated[str | None, typer.Option("--type", help="e.g. participant.register")] = None,
+    payload: Annotated[str | None, typer.Option(help="JSON object, or @FILE.")] = None,
+    raw: Annotated[Path | None, typer.Option("--raw", help="A signed envelope to submit as is.")] = None,
+    node: NodeOption = "http://127.0.0.1:8000",
+    wait: Annotated[bool, typer.Option(help="Wait until committed.")] = True,
+    ttl: Annotated[int, typer.Option(help="Seconds until the transaction expires.")] = 600,
+) -> None:
+    """Sign a transaction with a key file and submit it (or submit a prepared envelope)."""
+    from medledger.adapters.keystore import read_key_file
+    from medledger.client import LedgerClient, new_transaction
+
+    try:
+        with LedgerClient(node) as client:
+            if raw is not None:
+                wire = _read_small(raw, "envelope")
+            else:
+                if key is None or tx_type is None or payload is None:
+                    fail("give --key, --type and --payload (or --raw FILE)")
+                text = _read_small(Path(payload[1:]), "payload").decode() if payload.startswith("@") else payload
+                try:
+                    body = json.loads(text)
+                except ValueError:
+                    fail("--payload is not valid JSON")
+                if not isinstance(body, dict):
+                    fail("--payload must be a JSON object")
+                signer = read_key_file(key, _passphrase(confirm=False))
+                stx = new_transaction(
+                    signer, network=client.network(), tx_type=tx_type, payload=body,
+                    now_s=int(time.time()), ttl_s=ttl,
+                )
+                wire = stx.wire
+            result = client.submit(wire, wait=wait)
+    except MedledgerError as e:
+        reason = getattr(e, "reason", None)
+        fail(f"transaction refused ({reason}): {e}" if reason else f"transaction refused: {e}")
+    out.print_json(data={k: v for k, v in result.items() if k != "receipt"})
+    if result.get("status") == "committed" and not result.get("ok"):
+        raise typer.Exit(2)
+
+
+@blocks_app.command("show")
+def blocks_show(
+    height: Annotated[str, typer.Argument(help="A height, or 'latest'.")] = "latest",
+    node: NodeOption = "http://127.0.0.1:8000",
+) -> None:
+    """Print a block: header, proposer signature and transaction outcomes."""
+    from medledger.client import LedgerClient
+
+    if height != "latest" and not height.isdigit():
+        fail("height must be a number or 'latest'")
+    try:
+        with LedgerClient(node) as client:
+            block = client.block(None if height == "latest" else int(height))
+    except MedledgerError as e:
+        fail(str(e))
+    out.print_json(data=block)
+
+
+@chain_app.command("verify")
+def chain_verify(home: HomeOption = Path(".medledger")) -> None:
+    """Replay every block from genesis into a fresh state; check headers, signatures, roots."""
+    import sqlite3
+    import tempfile
+
+    from medledger.adapters.sqlite_ledger import SqliteLedger
+    from medledger.adapters.sqlite_log import SqliteLog
+    from medledger.adapters.sqlite_state import ScratchState
+    from medledger.bootstrap import LEDGER_DB_FILE, LOG_DB_FILE, load_genesis, load_settings
+    from medledger.core.ledger.contracts import default_contracts
+    from medledger.core.ledger.runtime import Runtime
+    from medledger.services.chain_audit import verify_chain
+
+    try:
+        load_settings(home)
+        genesis = load_genesis(home)
+        for db in (LEDGER_DB_FILE, LOG_DB_FILE):
+            if not (home / db).exists():
+                fail(f"{home} has no {db}")
+        ledger = SqliteLedger(home / LEDGER_DB_FILE, readonly=True)
+        log_store = SqliteLog(home / LOG_DB_FILE, readonly=True)
+    except MedledgerError as e:
+        fail(str(e))
+    with tempfile.TemporaryDirectory(prefix="medledger-replay-") as scratch_dir:
+        conn = sqlite3.connect(Path(scratch_dir) / "replay.db", isolation_level=None)
+        try:
+            with ledger.snapshot(), log_store.snapshot(), Progress(
+                TextColumn("replaying blocks"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=err, transient=True,
+            ) as bar:
+                task = bar.add_task("blocks", total=None)
+
+                def progress(done: int, total: int) -> None:
+                    bar.update(task, completed=done + 1, total=total + 1)
+
+                report = verify_chain(
+                    ledger, genesis, Runtime(default_contracts()), ScratchState(conn), log_store,
+                    progress=progress,
+                )
+        except MedledgerError as e:
+            fail(f"chain does not verify: {e}")
+        finally:
+            conn.close()
+            ledger.close()
+            log_store.close()
+    out.print(
+        f"[bold green]OK[/] {report.height + 1} blocks and {report.transactions} transactions "
+        f"replay to state root {report.state_root.hex()}"
     )
 
 

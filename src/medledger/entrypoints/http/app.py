@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 
 from medledger import __version__
 from medledger.bootstrap import Node
-from medledger.entrypoints.http import errors, log_routes
+from medledger.entrypoints.http import errors, ledger_routes, log_routes
 from medledger.entrypoints.http.home import render_home
 from medledger.errors import AccessDeniedError, MedledgerError
 
@@ -80,6 +80,17 @@ def create_app(
     )
     errors.install(app)
     app.include_router(log_routes.router(node.log, authorize))
+    app.include_router(
+        ledger_routes.router(
+            node.ledger,
+            node.log,
+            node.ledger_store.state_get,
+            lambda prefix, after, limit: node.ledger_store.state_scan(
+                prefix, after=after, limit=limit
+            ),
+            authorize,
+        )
+    )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request) -> HTMLResponse:
@@ -88,6 +99,12 @@ def create_app(
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, object]:
-        return {"status": "ok", "size": node.log.size()}
+        latest = node.ledger_store.latest()
+        return {
+            "status": "ok",
+            "network": node.genesis.network,
+            "height": None if latest is None else latest.height,
+            "log_size": node.log.size(),
+        }
 
     return app

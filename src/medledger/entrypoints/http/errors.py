@@ -21,6 +21,7 @@ from medledger.errors import (
     MedledgerError,
     NetworkError,
     NotFoundError,
+    OverloadedError,
     StorageError,
     TooLargeError,
     VerificationError,
@@ -37,6 +38,7 @@ STATUS_TABLE: tuple[tuple[type[MedledgerError], int, str], ...] = (
     (ConflictError, 409, "conflict"),
     (VerificationError, 422, "verification_failed"),
     (StorageError, 503, "storage_unavailable"),
+    (OverloadedError, 503, "overloaded"),
     (NetworkError, 502, "upstream_unavailable"),
     (ConfigurationError, 500, "misconfigured"),
     (MedledgerError, 500, "internal"),
@@ -69,6 +71,9 @@ def install(app: FastAPI) -> None:
         else:
             message = str(exc)
         parameter = exc.parameter if isinstance(exc, InvalidInputError) else None
+        reason = getattr(exc, "reason", None)  # intake and contract errors carry a stable code
+        if isinstance(reason, str) and status < 500:
+            code = reason
         return JSONResponse(error_body(code, message, parameter), status_code=status)
 
     @app.exception_handler(RequestValidationError)

@@ -1,0 +1,1 @@
+"""Participant identities: did:key (Ed25519)."""

@@ -1,0 +1,25 @@
+"""The ledger's contracts, each a deterministic state machine owning some transaction types.
+
+``participants`` (who is on the network), ``records`` (chained commitments to FHIR resource
+versions) and ``access_batch`` (signed roots of access-event batches). Each writes only under
+its own key prefix (``namespace``).
+"""
+
+from __future__ import annotations
+
+from medledger.core.ledger.contracts.access_batch import AccessBatchContract
+from medledger.core.ledger.contracts.participants import ParticipantsContract
+from medledger.core.ledger.contracts.records import RecordsContract
+from medledger.core.ledger.runtime import Contract
+
+__all__ = [
+    "AccessBatchContract",
+    "ParticipantsContract",
+    "RecordsContract",
+    "default_contracts",
+]
+
+
+def default_contracts() -> list[Contract]:
+    """The contracts every node runs, in a fixed order."""
+    return [ParticipantsContract(), RecordsContract(), AccessBatchContract()]

@@ -1,0 +1,185 @@
+"""The ledger API: submit signed transactions, read transactions, blocks and contract state.
+
+Transactions are self-authenticating (signed by their sender's did:key), so submission needs
+no token; reads go through the same authorization hook as the log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from medledger.core.identity.did_key import is_did_key
+from medledger.core.ledger.envelope import TxLimits
+from medledger.entrypoints.http.log_routes import parse_index
+from medledger.errors import InvalidInputError, NotFoundError, TooLargeError
+from medledger.ports import BlockRecord, TxRecord
+from medledger.services.ledger import LedgerNode, TxStatus
+from medledger.services.log import TransparencyLog
+
+_TX_ID = re.compile(r"[0-9a-f]{64}")
+_RECORD_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
+_BATCH_ID = re.compile(r"[A-Za-z0-9_\-]{8,64}")
+MAX_WAIT_S = 30.0
+
+
+def _tx_id(value: str) -> bytes:
+    if not _TX_ID.fullmatch(value):
+        raise InvalidInputError("tx id must be 64 lowercase hex digits", parameter="tx_id")
+    return bytes.fromhex(value)
+
+
+def _did(value: str, parameter: str) -> str:
+    if not is_did_key(value):
+        raise InvalidInputError(f"{parameter} must be an Ed25519 did:key", parameter=parameter)
+    return value
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise TooLargeError(f"the body exceeds {limit} bytes", parameter="transaction")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLargeError(f"the body exceeds {limit} bytes", parameter="transaction")
+    return bytes(body)
+
+
+def status_json(status: TxStatus) -> dict[str, Any]:
+    out: dict[str, Any] = {"tx_id": status.tx_id.hex(), "status": status.status}
+    if status.status == "committed":
+        out.update(
+            height=status.height,
+            index=status.index,
+            ok=status.ok,
+            reason=status.reason,
+            message=status.message,
+            log_index=status.log_index,
+        )
+    return out
+
+
+def block_json(block: BlockRecord, txs: list[TxRecord]) -> dict[str, Any]:
+    return {
+        "height": block.height,
+        "hash": block.hash.hex(),
+        "header": json.loads(block.header),
+        "signature": block.signature.hex(),
+        "transactions": [
+            {"tx_id": t.tx_id.hex(), "ok": t.ok, "reason": t.reason, "log_index": t.log_index}
+            for t in txs
+        ],
+    }
+
+
+def _state_value(raw: bytes | None, what: str) -> dict[str, Any]:
+    if raw is None:
+        raise NotFoundError(f"no such {what}")
+    value = json.loads(raw)
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def router(
+    ledger: LedgerNode,
+    log: TransparencyLog,
+    state_get: Callable[[str], bytes | None],
+    state_scan: Callable[[str, str, int], list[tuple[str, bytes]]],
+    authorize: Callable[[Request], None],
+    limits: TxLimits | None = None,
+) -> APIRouter:
+    limits = limits or TxLimits()
+    r = APIRouter(prefix="/ledger", tags=["ledger"], dependencies=[Depends(authorize)])
+
+    @r.post("/transactions", summary="Submit a signed transaction", status_code=202)
+    async def submit(
+        request: Request,
+        wait: Annotated[Literal["none", "commit"], Query()] = "none",
+        timeout: Annotated[float, Query(gt=0, le=MAX_WAIT_S)] = 10.0,
+    ) -> JSONResponse:
+        raw = await read_body(request, limits.max_tx_bytes)
+        status = await run_in_threadpool(ledger.submit, raw, int(time.time()))
+        if wait == "commit":
+            status = await run_in_threadpool(ledger.wait, status.tx_id, timeout)
+        body = status_json(status)
+        if status.status == "committed" and status.log_index is not None:
+            receipt = await run_in_threadpool(log.receipt, status.log_index)
+            body["receipt"] = receipt.decode()
+            return JSONResponse(body, status_code=200)
+        return JSONResponse(body, status_code=202)
+
+    @r.get("/transactions/{tx_id}", summary="A transaction's status and body")
+    async def transaction(tx_id: str) -> dict[str, Any]:
+        status = await run_in_threadpool(ledger.status, _tx_id(tx_id))
+        body = status_json(status)
+        if status.height is not None:
+            txs = await run_in_threadpool(ledger.block_txs, status.height)
+            body["transaction"] = json.loads(txs[status.index or 0].wire)
+        return body
+
+    @r.get("/blocks/latest", summary="The latest block")
+    async def latest() -> dict[str, Any]:
+        block = await run_in_threadpool(ledger.latest_block)
+        return block_json(block, list(await run_in_threadpool(ledger.block_txs, block.height)))
+
+    @r.get("/blocks/{height}", summary="A block by height")
+    async def block(height: str) -> dict[str, Any]:
+        h = parse_index(height, "height")
+        found = await run_in_threadpool(ledger.block, h)
+        return block_json(found, list(await run_in_threadpool(ledger.block_txs, h)))
+
+    @r.get("/participants/{did}", summary="A registered participant")
+    async def participant(did: str) -> dict[str, Any]:
+        key = f"participant/{_did(did, 'did')}"
+        return _state_value(await run_in_threadpool(state_get, key), "participant")
+
+    @r.get("/participants", summary="Registered participants, paged by DID")
+    async def participants(
+        after: Annotated[str, Query(max_length=64)] = "",
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        start = f"participant/{after}" if after else ""
+        rows = await run_in_threadpool(state_scan, "participant/", start, limit)
+        items = [json.loads(v) for _, v in rows]
+        return {"items": items, "next": items[-1]["did"] if len(items) == limit else None}
+
+    @r.get("/records/{patient}", summary="A patient's anchored records (latest versions)")
+    async def records(
+        patient: str,
+        after: Annotated[str, Query(max_length=64)] = "",
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> dict[str, Any]:
+        prefix = f"record/{_did(patient, 'patient')}/"
+        rows = await run_in_threadpool(state_scan, prefix, prefix + after if after else "", limit * 64)
+        heads = [json.loads(v) for k, v in rows if "/" not in k[len(prefix) :]][:limit]
+        return {"items": heads, "next": heads[-1]["record_id"] if len(heads) == limit else None}
+
+    @r.get("/records/{patient}/{record_id}", summary="One record: head and versions")
+    async def record(patient: str, record_id: str) -> dict[str, Any]:
+        if not _RECORD_ID.fullmatch(record_id):
+            raise InvalidInputError("record_id is malformed", parameter="record_id")
+        key = f"record/{_did(patient, 'patient')}/{record_id}"
+        head = _state_value(await run_in_threadpool(state_get, key), "record")
+        versions = []
+        for v in range(1, int(head.get("version", 0)) + 1):
+            raw = await run_in_threadpool(state_get, f"{key}/{v}")
+            if raw is not None:
+                versions.append(json.loads(raw))
+        return {"head": head, "versions": versions}
+
+    @r.get("/access-batches/{batch_id}", summary="An anchored access-event batch")
+    async def access_batch(batch_id: str) -> dict[str, Any]:
+        if not _BATCH_ID.fullmatch(batch_id):
+            raise InvalidInputError("batch_id is malformed", parameter="batch_id")
+        return _state_value(await run_in_threadpool(state_get, f"access-batch/{batch_id}"), "batch")
+
+    return r
