@@ -47,7 +47,7 @@ SIGNER_KEY_FILE = Path("keys") / "log-signer.key"
 PASSPHRASE_FILE = Path("keys") / "passphrase"
 LOG_DB_FILE = Path("data") / "log.db"
 LEDGER_DB_FILE = Path("data") / "ledger.db"
-PASSPHRASE_ENV = "MEDLEDGER_PASSPHRASE"
+PASSPHRASE_ENV = "MEDLEDGER_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 _ORIGIN = re.compile(r"^[A-Za-z0-9.\-]+(/[A-Za-z0-9._\-]+)*$")
 MAX_GENESIS_BYTES = 1024 * 1024
 

@@ -20,7 +20,7 @@ ORIGIN = "cli.medledger.test/log"
 
 
 def run(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - our own CLI
+    return subprocess.run(
         [*MEDLEDGER, *args],
         env={**os.environ, "MEDLEDGER_PASSPHRASE": PASSPHRASE},
         input=stdin.decode() if stdin is not None else None,

@@ -143,7 +143,16 @@ class SqliteLedger:
             conn.executemany(
                 "INSERT INTO txs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    (t.tx_id, t.height, t.index, t.wire, int(t.ok), t.reason, t.message, t.log_index)
+                    (
+                        t.tx_id,
+                        t.height,
+                        t.index,
+                        t.wire,
+                        int(t.ok),
+                        t.reason,
+                        t.message,
+                        t.log_index,
+                    )
                     for t in txs
                 ),
             )
@@ -160,15 +169,21 @@ class SqliteLedger:
 
     # --- reads ---------------------------------------------------------------------------
     def latest(self) -> StoredBlock | None:
-        row = self._reader().execute(
-            "SELECT height, hash, header, signature FROM blocks ORDER BY height DESC LIMIT 1"
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute(
+                "SELECT height, hash, header, signature FROM blocks ORDER BY height DESC LIMIT 1"
+            )
+            .fetchone()
+        )
         return None if row is None else _block(row)
 
     def block(self, height: int) -> StoredBlock | None:
-        row = self._reader().execute(
-            "SELECT height, hash, header, signature FROM blocks WHERE height=?", (height,)
-        ).fetchone()
+        row = (
+            self._reader()
+            .execute("SELECT height, hash, header, signature FROM blocks WHERE height=?", (height,))
+            .fetchone()
+        )
         return None if row is None else _block(row)
 
     def iter_blocks(self, start: int = 0) -> Iterator[StoredBlock]:
@@ -191,9 +206,11 @@ class SqliteLedger:
         return None if row is None else _tx(row)
 
     def block_txs(self, height: int) -> list[StoredTx]:
-        rows = self._reader().execute(
-            "SELECT * FROM txs WHERE height=? ORDER BY idx", (height,)
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute("SELECT * FROM txs WHERE height=? ORDER BY idx", (height,))
+            .fetchall()
+        )
         return [_tx(r) for r in rows]
 
     def state_get(self, key: str) -> bytes | None:
@@ -201,13 +218,27 @@ class SqliteLedger:
         row = self._reader().execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def state_scan(self, prefix: str, *, after: str = "", limit: int = 100) -> list[tuple[str, bytes]]:
+    def state_root(self) -> bytes:
+        """The committed state root, read on this thread's connection."""
+        return SqliteState(self._reader()).root()
+
+    def iter_state(self, chunk: int = 1024) -> Iterator[tuple[str, bytes]]:
+        """Every committed (key, value) in key order, in bounded chunks."""
+        return iter_state_rows(self._reader(), chunk)
+
+    def state_scan(
+        self, prefix: str, *, after: str = "", limit: int = 100
+    ) -> list[tuple[str, bytes]]:
         """Committed keys under ``prefix`` in order, after ``after`` (keyset paging)."""
-        rows = self._reader().execute(
-            "SELECT key, value FROM state WHERE key > ? AND key >= ? AND key < ? "
-            "ORDER BY key LIMIT ?",
-            (after, prefix, prefix + "\U0010ffff", limit),
-        ).fetchall()
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT key, value FROM state WHERE key > ? AND key >= ? AND key < ? "
+                "ORDER BY key LIMIT ?",
+                (after, prefix, prefix + "\U0010ffff", limit),
+            )
+            .fetchall()
+        )
         return [(str(k), bytes(v)) for k, v in rows]
 
 
@@ -226,3 +257,17 @@ def _tx(row: Any) -> StoredTx:
         message=None if row[6] is None else str(row[6]),
         log_index=int(row[7]),
     )
+
+
+def iter_state_rows(conn: sqlite3.Connection, chunk: int = 1024) -> Iterator[tuple[str, bytes]]:
+    """(key, value) of a ``state`` table in key order, ``chunk`` rows at a time."""
+    after = ""  # state keys are never empty
+    while True:
+        rows = conn.execute(
+            "SELECT key, value FROM state WHERE key > ? ORDER BY key LIMIT ?", (after, chunk)
+        ).fetchall()
+        if not rows:
+            return
+        for key, value in rows:
+            yield str(key), bytes(value)
+        after = str(rows[-1][0])

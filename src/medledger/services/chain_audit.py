@@ -22,7 +22,11 @@ from typing import Protocol
 from medledger.core.identity.keys import verify_signature
 from medledger.core.ledger.block import BlockHeader, log_entry, rfc9162_root, verify_header_fields
 from medledger.core.ledger.canonical import canonical
-from medledger.core.ledger.envelope import TxLimits, decode_transaction, verify_transaction_signature
+from medledger.core.ledger.envelope import (
+    TxLimits,
+    decode_transaction,
+    verify_transaction_signature,
+)
 from medledger.core.ledger.genesis import Genesis, genesis_hash, genesis_writes
 from medledger.core.ledger.runtime import BlockContext, Runtime, TxResult
 from medledger.core.merkle import CompactRange, leaf_hash
@@ -81,7 +85,10 @@ def verify_chain(
         header = _check_header(block, expected_height, genesis.network, prev_hash, authorities)
         txs = chain.block_txs(block.height)
         if len(txs) != header.tx_count:
-            raise TamperError(f"block {block.height}: {len(txs)} transactions stored, header says {header.tx_count}")
+            raise TamperError(
+                f"block {block.height}: {len(txs)} transactions stored, "
+                f"header says {header.tx_count}"
+            )
         if block.height > 0 and header.time_ms <= prev_time:
             raise TamperError(f"block {block.height}: time does not advance")
         if block.height == 0:
@@ -96,7 +103,9 @@ def verify_chain(
             _compare_results(block.height, txs, results)
         state_root = scratch.stage(writes)
         scratch.commit()
-        entries = [log_entry(block.height, t.index, t.wire, r) for t, r in zip(txs, results, strict=True)]
+        entries = [
+            log_entry(block.height, t.index, t.wire, r) for t, r in zip(txs, results, strict=True)
+        ]
         for entry in entries:
             tree.append(leaf_hash(entry))
         replayed = BlockHeader(
@@ -177,3 +186,26 @@ def _compare_log(height: int, log: LogSource, first: int, entries: Sequence[byte
     for i, (a, b) in enumerate(zip(stored, entries, strict=True)):
         if not hmac.compare_digest(a, b):
             raise TamperError(f"block {height}: log entry {first + i} differs from the block")
+
+
+def verify_live_state(
+    live_root: bytes,
+    live: Iterator[tuple[str, bytes]],
+    replayed_root: bytes,
+    replayed: Iterator[tuple[str, bytes]],
+) -> None:
+    """Step 7: the node's own state (its root and every key and value) equals the replay's.
+
+    Both iterators yield (key, value) in key order; memory stays flat.
+    """
+    if not hmac.compare_digest(live_root, replayed_root):
+        raise TamperError("the node's state root differs from the replayed one")
+    sentinel = ("\U0010ffff" * 2, b"")
+    a, b = next(live, sentinel), next(replayed, sentinel)
+    while a != sentinel or b != sentinel:
+        if a[0] != b[0]:
+            missing = min(a[0], b[0])
+            raise TamperError(f"state key {missing!r} is in one state but not the other")
+        if not hmac.compare_digest(a[1], b[1]):
+            raise TamperError(f"state value of {a[0]!r} differs from the replay")
+        a, b = next(live, sentinel), next(replayed, sentinel)

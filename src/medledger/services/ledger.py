@@ -187,7 +187,9 @@ class LedgerNode:
                 f"the log has {size} entries but block {latest.height} expects {header.log_size}"
             )
         entries = [_entry_of(t) for t in txs]
-        log.warning("re-appending %d log entries of block %d after a crash", len(txs), latest.height)
+        log.warning(
+            "re-appending %d log entries of block %d after a crash", len(txs), latest.height
+        )
         self._log.append(entries)
 
     # --- intake -----------------------------------------------------------------------------
@@ -251,13 +253,18 @@ class LedgerNode:
                 raise StorageError("no genesis block: call start() first")
             prev = BlockHeader.from_json(_json(latest.header))
             height = prev.height + 1
-            ctx = BlockContext(self.network, height, max(now_ms, prev.time_ms + 1), self._proposer.did)
+            ctx = BlockContext(
+                self.network, height, max(now_ms, prev.time_ms + 1), self._proposer.did
+            )
             stxs = self._drop_duplicates(taken)
             if not stxs:
                 return None
             results, writes = self._runtime.apply_block(stxs, self._store.state, ctx)
             state_root = self._store.state.stage(writes)
-            entries = [log_entry(height, i, s.wire, r) for i, (s, r) in enumerate(zip(stxs, results, strict=True))]
+            entries = [
+                log_entry(height, i, s.wire, r)
+                for i, (s, r) in enumerate(zip(stxs, results, strict=True))
+            ]
             log_size, log_root = self._log.preview(entries)
             header = BlockHeader(
                 network=self.network,
@@ -275,7 +282,9 @@ class LedgerNode:
             block = self._sign(header)
             first_log_index = log_size - len(entries)
             committed = [
-                CommittedTx(s.tx_id, height, i, s.wire, r.ok, r.reason, r.message, first_log_index + i)
+                CommittedTx(
+                    s.tx_id, height, i, s.wire, r.ok, r.reason, r.message, first_log_index + i
+                )
                 for i, (s, r) in enumerate(zip(stxs, results, strict=True))
             ]
             self._store.commit_block(block, committed)
@@ -326,8 +335,14 @@ class LedgerNode:
         committed = self._store.tx(tx_id)
         if committed is not None:
             return TxStatus(
-                tx_id, "committed", committed.height, committed.index, committed.ok,
-                committed.reason, committed.message, committed.log_index,
+                tx_id,
+                "committed",
+                committed.height,
+                committed.index,
+                committed.ok,
+                committed.reason,
+                committed.message,
+                committed.log_index,
             )
         with self._lock:
             if tx_id in self._pending_ids:

@@ -26,7 +26,7 @@ from medledger.config import Limits
 from medledger.core.checkpoint import open_checkpoint
 from medledger.core.merkle import CompactRange, consistency_plan, leaf_hash, verify_consistency
 from medledger.core.note import Verifier
-from medledger.errors import MedledgerError, TamperError
+from medledger.errors import MedledgerError, NotFoundError, TamperError
 from medledger.ports import LogReader, SignedCheckpoint
 
 TILE_HEIGHT = 8
@@ -131,8 +131,10 @@ class _Rebuild:
         level, index = key
         try:
             stored = self.store.tile_blob(level, index)
-        except MedledgerError as e:
+        except NotFoundError as e:
             raise TamperError(f"tile {level}/{index} is missing") from e
+        except MedledgerError as e:
+            raise TamperError(f"tile {level}/{index} cannot be read: {e}") from e
         if not hmac.compare_digest(stored, b"".join(rows)):
             first = index * TILE_WIDTH << (TILE_HEIGHT * level)
             raise TamperError(

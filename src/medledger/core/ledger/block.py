@@ -93,7 +93,9 @@ class BlockHeader:
     @classmethod
     def from_json(cls, obj: Mapping[str, JSON]) -> BlockHeader:
         if set(obj) != set(_FIELDS):
-            raise InvalidInputError("block header has missing or unknown fields", parameter="header")
+            raise InvalidInputError(
+                "block header has missing or unknown fields", parameter="header"
+            )
         if obj["v"] != BLOCK_VERSION:
             raise InvalidInputError("unsupported block version", parameter="v")
         network = obj["network"]

@@ -31,12 +31,16 @@ def check_json(value: JSON, *, max_depth: int = 16, parameter: str = "payload") 
     while stack:
         item, depth = stack.pop()
         if depth > max_depth:
-            raise InvalidInputError(f"{parameter} is nested deeper than {max_depth}", parameter=parameter)
+            raise InvalidInputError(
+                f"{parameter} is nested deeper than {max_depth}", parameter=parameter
+            )
         if item is None or isinstance(item, (bool, str)):
             continue
         if isinstance(item, int):
             if not -MAX_SAFE_INTEGER <= item <= MAX_SAFE_INTEGER:
-                raise InvalidInputError(f"{parameter} has an integer out of range", parameter=parameter)
+                raise InvalidInputError(
+                    f"{parameter} has an integer out of range", parameter=parameter
+                )
             continue
         if isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)

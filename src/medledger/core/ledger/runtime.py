@@ -113,10 +113,14 @@ class Runtime:
         if tx.network != ctx.network:
             return TxResult(stx.tx_id, ok=False, reason="wrong_network", message=tx.network)
         if tx.expires * 1000 <= ctx.time_ms:
-            return TxResult(stx.tx_id, ok=False, reason="expired", message="expired before the block")
+            return TxResult(
+                stx.tx_id, ok=False, reason="expired", message="expired before the block"
+            )
         nonce_key = nonce_state_key(tx.sender, tx.nonce)
         if overlay.get(nonce_key) is not None:
-            return TxResult(stx.tx_id, ok=False, reason="replayed_nonce", message="nonce already used")
+            return TxResult(
+                stx.tx_id, ok=False, reason="replayed_nonce", message="nonce already used"
+            )
         try:
             writes = contract.apply(tx, overlay, ctx)
         except ContractError as e:

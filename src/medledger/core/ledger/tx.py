@@ -44,7 +44,9 @@ class Transaction:
 
     def __post_init__(self) -> None:
         if self.version != TX_VERSION:
-            raise InvalidInputError(f"unsupported transaction version {self.version}", parameter="v")
+            raise InvalidInputError(
+                f"unsupported transaction version {self.version}", parameter="v"
+            )
         if not isinstance(self.network, str) or not _NETWORK.fullmatch(self.network):
             raise InvalidInputError("network must be a lowercase id", parameter="network")
         if not isinstance(self.type, str) or not _TYPE.fullmatch(self.type):

@@ -311,7 +311,7 @@ class _Batch:
             pos = (pos << 1) | bit
             node = None if (node.right_hash if bit else node.left_hash) == EMPTY_HASH else old[pos]
         leaf = self.leaves[i]
-        if leaf == node or (leaf is None and (node is None or node.key_hash != self.key_hash(i))):
+        if leaf == node or (leaf is None and (node is None or node.key_hash != self._key_hash(i))):
             # A write of the value it has, or a delete of an absent key: nothing changes.
             if not down:
                 return node
@@ -333,7 +333,7 @@ class _Batch:
             sub = _sha256(NODE_PREFIX + left + right).digest()
         return sub
 
-    def key_hash(self, i: int) -> bytes:
+    def _key_hash(self, i: int) -> bytes:
         return (self.xpaths[i] ^ _TOP).to_bytes(HASH_SIZE, "big")
 
     def _beside(self, pos: int, sub: _Sub, sub_bit: int, kept: bytes) -> _Sub:

@@ -35,7 +35,7 @@ from medledger.errors import MedledgerError
 
 log = logging.getLogger("medledger.demo")
 
-DEMO_PASSPHRASE = "medledger-demo"
+DEMO_PASSPHRASE = "medledger-demo"  # noqa: S105 - published: demo keys protect nothing
 DEMO_NETWORK = "medledger-demo"
 DEMO_KEYS = "demo-keys"
 ORGANIZATIONS = (
@@ -108,7 +108,9 @@ class DemoRecord:
 class DemoNetwork:
     """Seeds the demo network and keeps transactions flowing, through the node's own intake."""
 
-    def __init__(self, node: Node, keys: dict[str, ParticipantKey], seed: int | None = None) -> None:
+    def __init__(
+        self, node: Node, keys: dict[str, ParticipantKey], seed: int | None = None
+    ) -> None:
         self.node = node
         self.keys = keys
         self.rng = random.Random(seed)  # noqa: S311 - demo traffic, not cryptography
@@ -133,8 +135,12 @@ class DemoNetwork:
         """Register practitioners and patients and anchor a first record each (idempotent)."""
         for name, org, role in PRACTITIONERS:
             if not self.is_registered(name):
-                payload = {"did": self.keys[name].did, "kind": "practitioner", "roles": [role],
-                           "organization": self.keys[org].did}
+                payload = {
+                    "did": self.keys[name].did,
+                    "kind": "practitioner",
+                    "roles": [role],
+                    "organization": self.keys[org].did,
+                }
                 self.submit(org, "participant.register", payload)
         for name in PATIENTS:
             if not self.is_registered(name):
@@ -169,16 +175,22 @@ class DemoNetwork:
         author = self.rng.choice(["dr-house", "nurse-joy", "dr-clinic", "lab-tech"])
         if choice < 0.4 or not self.records:
             patient = self.keys[self.rng.choice(PATIENTS)].did
-            record = DemoRecord(patient, f"demo-{secrets.token_hex(6)}", self.rng.choice(RESOURCE_TYPES))
+            record = DemoRecord(
+                patient, f"demo-{secrets.token_hex(6)}", self.rng.choice(RESOURCE_TYPES)
+            )
             self.records.append(record)
             self.anchor(record, author)
         elif choice < 0.8:
             self.anchor(self.rng.choice(self.records), author)
         else:
             now = int(time.time() * 1000)
-            payload = {"batch_id": f"demo-{secrets.token_hex(8)}", "root": secrets.token_hex(32),
-                       "count": self.rng.randint(1, 500), "first_time_ms": now - 1000,
-                       "last_time_ms": now}
+            payload = {
+                "batch_id": f"demo-{secrets.token_hex(8)}",
+                "root": secrets.token_hex(32),
+                "count": self.rng.randint(1, 500),
+                "first_time_ms": now - 1000,
+                "last_time_ms": now,
+            }
             self.submit(self.rng.choice(["hospital", "clinic", "lab"]), "access.batch", payload)
 
 

@@ -30,7 +30,9 @@ log_app = typer.Typer(help="Inspect and verify the transparency log.", no_args_i
 chain_app = typer.Typer(help="Verify the ledger's chain of blocks.", no_args_is_help=True)
 tx_app = typer.Typer(help="Build, sign and submit transactions.", no_args_is_help=True)
 blocks_app = typer.Typer(help="Show blocks.", no_args_is_help=True)
-keys_app = typer.Typer(help="Participant keys (did:key, passphrase-encrypted).", no_args_is_help=True)
+keys_app = typer.Typer(
+    help="Participant keys (did:key, passphrase-encrypted).", no_args_is_help=True
+)
 receipt_app = typer.Typer(help="Verify C2SP tlog-proof receipts offline.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
 app.add_typer(receipt_app, name="receipt")
@@ -69,9 +71,15 @@ def _passphrase(*, confirm: bool) -> str:
 @app.command()
 def init(
     home: HomeOption = Path(".medledger"),
-    origin: Annotated[str | None, typer.Option(help="Log origin, e.g. hospital.example/log")] = None,
-    network: Annotated[str, typer.Option(help="Network id written to the genesis.")] = "medledger-dev",
-    organization: Annotated[str, typer.Option(help="This node's organization name.")] = "Local Hospital",
+    origin: Annotated[
+        str | None, typer.Option(help="Log origin, e.g. hospital.example/log")
+    ] = None,
+    network: Annotated[
+        str, typer.Option(help="Network id written to the genesis.")
+    ] = "medledger-dev",
+    organization: Annotated[
+        str, typer.Option(help="This node's organization name.")
+    ] = "Local Hospital",
     port: Annotated[int, typer.Option(help="Port written to node.toml.")] = 8000,
 ) -> None:
     """Create a node home: a one-authority network led by this node, keys and empty stores."""
@@ -131,7 +139,9 @@ def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> Non
 @app.command()
 def serve(
     home: HomeOption = Path(".medledger"),
-    host: Annotated[str | None, typer.Option(help="Listen address (default from node.toml).")] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Listen address (default from node.toml).")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (default from node.toml).")] = None,
 ) -> None:
     """Serve a node's API until interrupted (the node key's passphrase: $MEDLEDGER_PASSPHRASE)."""
@@ -289,7 +299,9 @@ def tx_submit(
     key: Annotated[Path | None, typer.Option("--key", help="Signer's key file.")] = None,
     tx_type: Annotated[str | None, typer.Option("--type", help="e.g. participant.register")] = None,
     payload: Annotated[str | None, typer.Option(help="JSON object, or @FILE.")] = None,
-    raw: Annotated[Path | None, typer.Option("--raw", help="A signed envelope to submit as is.")] = None,
+    raw: Annotated[
+        Path | None, typer.Option("--raw", help="A signed envelope to submit as is.")
+    ] = None,
     node: NodeOption = "http://127.0.0.1:8000",
     wait: Annotated[bool, typer.Option(help="Wait until committed.")] = True,
     ttl: Annotated[int, typer.Option(help="Seconds until the transaction expires.")] = 600,
@@ -305,7 +317,11 @@ def tx_submit(
             else:
                 if key is None or tx_type is None or payload is None:
                     fail("give --key, --type and --payload (or --raw FILE)")
-                text = _read_small(Path(payload[1:]), "payload").decode() if payload.startswith("@") else payload
+                text = (
+                    _read_small(Path(payload[1:]), "payload").decode()
+                    if payload.startswith("@")
+                    else payload
+                )
                 try:
                     body = json.loads(text)
                 except ValueError:
@@ -314,8 +330,12 @@ def tx_submit(
                     fail("--payload must be a JSON object")
                 signer = read_key_file(key, _passphrase(confirm=False))
                 stx = new_transaction(
-                    signer, network=client.network(), tx_type=tx_type, payload=body,
-                    now_s=int(time.time()), ttl_s=ttl,
+                    signer,
+                    network=client.network(),
+                    tx_type=tx_type,
+                    payload=body,
+                    now_s=int(time.time()),
+                    ttl_s=ttl,
                 )
                 wire = stx.wire
             result = client.submit(wire, wait=wait)
@@ -351,13 +371,13 @@ def chain_verify(home: HomeOption = Path(".medledger")) -> None:
     import sqlite3
     import tempfile
 
-    from medledger.adapters.sqlite_ledger import SqliteLedger
+    from medledger.adapters.sqlite_ledger import SqliteLedger, iter_state_rows
     from medledger.adapters.sqlite_log import SqliteLog
     from medledger.adapters.sqlite_state import ScratchState
     from medledger.bootstrap import LEDGER_DB_FILE, LOG_DB_FILE, load_genesis, load_settings
     from medledger.core.ledger.contracts import default_contracts
     from medledger.core.ledger.runtime import Runtime
-    from medledger.services.chain_audit import verify_chain
+    from medledger.services.chain_audit import verify_chain, verify_live_state
 
     try:
         load_settings(home)
@@ -372,18 +392,37 @@ def chain_verify(home: HomeOption = Path(".medledger")) -> None:
     with tempfile.TemporaryDirectory(prefix="medledger-replay-") as scratch_dir:
         conn = sqlite3.connect(Path(scratch_dir) / "replay.db", isolation_level=None)
         try:
-            with ledger.snapshot(), log_store.snapshot(), Progress(
-                TextColumn("replaying blocks"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=err, transient=True,
-            ) as bar:
+            with (
+                ledger.snapshot(),
+                log_store.snapshot(),
+                Progress(
+                    TextColumn("replaying blocks"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=err,
+                    transient=True,
+                ) as bar,
+            ):
                 task = bar.add_task("blocks", total=None)
 
                 def progress(done: int, total: int) -> None:
                     bar.update(task, completed=done + 1, total=total + 1)
 
+                scratch = ScratchState(conn)
                 report = verify_chain(
-                    ledger, genesis, Runtime(default_contracts()), ScratchState(conn), log_store,
+                    ledger,
+                    genesis,
+                    Runtime(default_contracts()),
+                    scratch,
+                    log_store,
                     progress=progress,
+                )
+                verify_live_state(
+                    ledger.state_root(),
+                    ledger.iter_state(),
+                    report.state_root,
+                    iter_state_rows(conn),
                 )
         except MedledgerError as e:
             fail(f"chain does not verify: {e}")

@@ -82,13 +82,13 @@ def create_app(
     app.include_router(log_routes.router(node.log, authorize))
     app.include_router(
         ledger_routes.router(
-            node.ledger,
-            node.log,
-            node.ledger_store.state_get,
-            lambda prefix, after, limit: node.ledger_store.state_scan(
+            ledger=node.ledger,
+            log=node.log,
+            state_get=node.ledger_store.state_get,
+            state_scan=lambda prefix, after, limit: node.ledger_store.state_scan(
                 prefix, after=after, limit=limit
             ),
-            authorize,
+            authorize=authorize,
         )
     )
 

@@ -90,6 +90,7 @@ def _state_value(raw: bytes | None, what: str) -> dict[str, Any]:
 
 
 def router(
+    *,
     ledger: LedgerNode,
     log: TransparencyLog,
     state_get: Callable[[str], bytes | None],
@@ -159,7 +160,9 @@ def router(
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         prefix = f"record/{_did(patient, 'patient')}/"
-        rows = await run_in_threadpool(state_scan, prefix, prefix + after if after else "", limit * 64)
+        rows = await run_in_threadpool(
+            state_scan, prefix, prefix + after if after else "", limit * 64
+        )
         heads = [json.loads(v) for k, v in rows if "/" not in k[len(prefix) :]][:limit]
         return {"items": heads, "next": heads[-1]["record_id"] if len(heads) == limit else None}
 
