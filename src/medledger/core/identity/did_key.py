@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import base58
 
 from medledger.errors import InvalidInputError
@@ -30,6 +32,13 @@ def public_key_from_did(did: str) -> bytes:
     """The raw Ed25519 public key a did:key names; ``InvalidInputError`` for anything else."""
     if not isinstance(did, str) or len(did) > MAX_DID_LENGTH:
         raise InvalidInputError("not a did:key", parameter="did")
+    return _public_key_from_did(did)
+
+
+@functools.lru_cache(maxsize=8192)
+def _public_key_from_did(did: str) -> bytes:
+    """Decoding is pure and a network has few participants: a bounded cache of parsed keys
+    (errors are not cached)."""
     if not did.startswith(DID_KEY_PREFIX + MULTIBASE_BASE58BTC):
         raise InvalidInputError("only did:key with base58btc (z...) is supported", parameter="did")
     body = did[len(DID_KEY_PREFIX) + 1 :]
