@@ -16,6 +16,8 @@ import httpx
 import pytest
 
 from medledger.bootstrap import init_home, open_node
+from medledger.core.identity.keys import ParticipantKey
+from medledger.entrypoints.cli.demo import create_demo_home, load_demo_keys
 
 MEDLEDGER = [sys.executable, "-m", "medledger.entrypoints.cli"]
 PASSPHRASE = "e2e-test-passphrase"
@@ -87,3 +89,32 @@ def served_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedNode
     process = start(["serve", "--home", str(home), "--port", str(port)], url)
     yield ServedNode(home, url, process, entries)
     stop(process)
+
+
+@dataclass
+class DemoLedgerNode:
+    """A served demo network with no background traffic, and every demo user's key."""
+
+    home: Path
+    url: str
+    process: subprocess.Popen[bytes]
+    keys: dict[str, ParticipantKey]
+    network: str
+    http: httpx.Client  # keep-alive connections to ``url``, closed with the node
+
+
+@pytest.fixture(scope="module")
+def demo_ledger_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoLedgerNode]:
+    """The demo network's home (three authority organizations, genesis only), served by
+    `medledger serve`, not `medledger demo`: nothing is submitted but what a test submits."""
+    home = tmp_path_factory.mktemp("demo-ledger")
+    port = free_port()
+    create_demo_home(home, port=port)
+    url = f"http://127.0.0.1:{port}/"
+    process = start(["serve", "--home", str(home), "--port", str(port)], url)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            network = str(http.get("/healthz").json()["network"])
+            yield DemoLedgerNode(home, url, process, load_demo_keys(home), network, http)
+    finally:
+        stop(process)

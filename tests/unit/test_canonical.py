@@ -14,8 +14,12 @@ json_values = st.recursive(
     | st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER)
     | st.text()
     | st.sampled_from(["\U0001f600", "\ufb01", "\ud7ff", "\ue000", "\x00\x1f\x7f", '"\\/']),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text() | st.sampled_from(["\U0001f600", "\ufb01", "a"]), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text() | st.sampled_from(["\U0001f600", "\ufb01", "a"]), children, max_size=4
+        )
+    ),
     max_leaves=20,
 )
 

@@ -17,9 +17,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from medledger.core.identity.did_key import is_did_key
-from medledger.core.ledger.envelope import TxLimits
+from medledger.core.ledger.envelope import OversizeError, TxLimits
 from medledger.entrypoints.http.log_routes import parse_index
-from medledger.errors import InvalidInputError, NotFoundError, TooLargeError
+from medledger.errors import InvalidInputError, NotFoundError
 from medledger.ports import BlockRecord, TxRecord
 from medledger.services.ledger import LedgerNode, TxStatus
 from medledger.services.log import TransparencyLog
@@ -46,12 +46,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing more than ``limit`` bytes before reading them all."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise TooLargeError(f"the body exceeds {limit} bytes", parameter="transaction")
+        raise OversizeError(f"the body exceeds {limit} bytes", parameter="transaction")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise TooLargeError(f"the body exceeds {limit} bytes", parameter="transaction")
+            raise OversizeError(f"the body exceeds {limit} bytes", parameter="transaction")
     return bytes(body)
 
 
@@ -87,6 +87,29 @@ def _state_value(raw: bytes | None, what: str) -> dict[str, Any]:
         raise NotFoundError(f"no such {what}")
     value = json.loads(raw)
     return value if isinstance(value, dict) else {"value": value}
+
+
+def _record_heads(
+    state_scan: Callable[[str, str, int], list[tuple[str, bytes]]],
+    prefix: str,
+    after: str,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` record heads under ``prefix`` after the record id ``after``.
+
+    A record's version keys sort right after its head, so the scan goes on past them until
+    it has ``limit`` heads or reaches the end: a fixed window would end the listing early at a
+    record with a long history.
+    """
+    heads: list[dict[str, Any]] = []
+    start, window = (prefix + after if after else ""), limit * 64
+    while len(heads) < limit:
+        rows = state_scan(prefix, start, window)
+        heads += [json.loads(v) for k, v in rows if "/" not in k[len(prefix) :]]
+        if len(rows) < window:
+            break
+        start = rows[-1][0]
+    return heads[:limit]
 
 
 def router(
@@ -160,10 +183,7 @@ def router(
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> dict[str, Any]:
         prefix = f"record/{_did(patient, 'patient')}/"
-        rows = await run_in_threadpool(
-            state_scan, prefix, prefix + after if after else "", limit * 64
-        )
-        heads = [json.loads(v) for k, v in rows if "/" not in k[len(prefix) :]][:limit]
+        heads = await run_in_threadpool(_record_heads, state_scan, prefix, after, limit)
         return {"items": heads, "next": heads[-1]["record_id"] if len(heads) == limit else None}
 
     @r.get("/records/{patient}/{record_id}", summary="One record: head and versions")
