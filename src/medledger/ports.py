@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -113,3 +113,41 @@ class TxRecord(Protocol):
     def message(self) -> str | None: ...
     @property
     def log_index(self) -> int: ...
+
+
+# Appended for the blob store (ADR 0011); the import sits here so the lines above stay as
+# they were. It can join the ``collections.abc`` import at the top in a later tidy-up.
+
+
+class BlobStore(Protocol):
+    """Content-addressed storage of opaque blobs (clinical content, already encrypted).
+
+    A blob is named by its CID (``medledger.core.cid``: CIDv1, raw codec, sha2-256, base32),
+    which is what the ledger anchors. Narrow on purpose: a filesystem, an S3-compatible bucket
+    (object key = CID) or an IPFS node (the CID is already an IPFS raw-leaf CID) each
+    implement these five methods. Malformed CIDs raise ``InvalidInputError``.
+    """
+
+    def put(self, data: bytes) -> str:
+        """Store ``data`` durably and return its CID. Idempotent: the same bytes give the same
+        CID and one stored copy. ``TooLargeError`` over the store's size limit."""
+        ...
+
+    def get(self, cid: str) -> bytes:
+        """The blob's bytes, verified against ``cid`` before they are returned.
+
+        ``NotFoundError`` if absent; ``TamperError`` if the stored bytes no longer hash to
+        ``cid`` (a corrupted blob is never returned)."""
+        ...
+
+    def delete(self, cid: str) -> bool:
+        """Remove the blob durably; ``True`` if it was there."""
+        ...
+
+    def exists(self, cid: str) -> bool:
+        """Whether a blob is stored under ``cid`` (not verified: ``get`` verifies)."""
+        ...
+
+    def iter_cids(self) -> Iterator[str]:
+        """The CIDs of every stored blob, in no promised order."""
+        ...
