@@ -29,8 +29,10 @@ What this module does, with plain values in and out (no I/O):
 1. ``update``: apply a whole block's changes in one pass. Changes are sorted by path and the
    tree is descended once, level by level, sharing prefixes: each level's nodes are fetched
    with one ``NodeStore.get_many`` (so a database serves a level in one query), then the new
-   subtrees are hashed bottom-up. It returns the new root and the node rows to put and delete;
-   the caller writes them, inside the same transaction as the block.
+   subtrees are hashed bottom-up. Below the depth where a change is alone in its subtree (about
+   log2 of the block size), its path is rehashed in a tight loop, each untouched sibling read
+   from its parent. It returns the new root and the nodes to put and delete, never writing:
+   the caller writes them inside the same transaction as the block.
 2. ``prove``: the siblings from the key's leaf (or the empty slot, or another key's leaf where
    its path ends) up to the root.
 3. ``verify_proof``: membership (a value hash) or absence (``None``); ``None`` or ``ProofError``.
@@ -220,6 +222,8 @@ class _Batch:
         self.keys: dict[int, NodeKey] = {}  # position -> key, for the nodes read
         self.puts: dict[int, Node] = {}  # new nodes, some maybe equal to the old ones
         self.fresh: dict[int, Internal] = {}  # new nodes certain to differ from the old
+        # For a change alone in its subtree: the internal nodes on its path, (pos, node, bit).
+        self.lone: dict[int, list[tuple[int, Internal, int]]] = {}
 
     def run(self, root: bytes) -> UpdateResult:
         self._load(root)
@@ -239,43 +243,56 @@ class _Batch:
         top = self.store.get(ROOT_KEY)
         if top is None or not hmac.compare_digest(top.hash(), root):
             raise TamperError("the stored state tree does not match the state root")
-        xpaths, old, keys = self.xpaths, self.old, self.keys
+        old, keys = self.old, self.keys
         old[1], keys[1] = top, ROOT_KEY
-        frontier = [(1, 0, len(xpaths), top)] if isinstance(top, Internal) else []
+        frontier = [(1, 0, len(self.xpaths), top)] if isinstance(top, Internal) else []
         depth = 0
         while frontier:
-            shift = PATH_BITS - 1 - depth
+            wanted = self._children(depth, frontier)
             depth += 1
-            # Every child on this level has the same depth: its key is a function of pos.
-            size, pad, top_bit, tail = (depth + 7) >> 3, -depth % 8, 1 << depth, _DEPTH_BYTES[depth]
-            wanted: list[tuple[int, int, int, NodeKey]] = []
-            for pos, lo, hi, node in frontier:
-                if hi - lo == 1:  # one change below: follow its path
-                    bit = (xpaths[lo] >> shift) & 1
-                    if (node.right_hash if bit else node.left_hash) != EMPTY_HASH:
-                        child = (pos << 1) | bit
-                        key = ((child ^ top_bit) << pad).to_bytes(size, "big") + tail
-                        wanted.append((child, lo, hi, key))
-                    continue
-                child = pos << 1
-                mid = bisect_left(xpaths, (child | 1) << shift, lo, hi)
-                if lo < mid and node.left_hash != EMPTY_HASH:
-                    key = ((child ^ top_bit) << pad).to_bytes(size, "big") + tail
-                    wanted.append((child, lo, mid, key))
-                if mid < hi and node.right_hash != EMPTY_HASH:
-                    child |= 1
-                    key = ((child ^ top_bit) << pad).to_bytes(size, "big") + tail
-                    wanted.append((child, mid, hi, key))
             got = self.store.get_many([w[3] for w in wanted])
             frontier = []
             for pos, lo, hi, key in wanted:
-                child_node = got.get(key)
-                if child_node is None:
+                child = got.get(key)
+                if child is None:
                     raise TamperError("the stored state tree is missing a node")
-                old[pos] = child_node
+                old[pos] = child
                 keys[pos] = key
-                if isinstance(child_node, Internal):
-                    frontier.append((pos, lo, hi, child_node))
+                if isinstance(child, Internal):
+                    frontier.append((pos, lo, hi, child))
+
+    def _children(
+        self, depth: int, frontier: list[tuple[int, int, int, Internal]]
+    ) -> list[tuple[int, int, int, NodeKey]]:
+        """The non-empty children, at ``depth + 1``, of the nodes ``frontier`` on the changed
+        paths: ``(pos, lo, hi, key)`` with changes[lo:hi] below each."""
+        xpaths, lone = self.xpaths, self.lone
+        shift = PATH_BITS - 1 - depth
+        depth += 1  # every child has this depth, so its key is a simple function of pos:
+        size, pad, top_bit, tail = (depth + 7) >> 3, -depth % 8, 1 << depth, _DEPTH_BYTES[depth]
+        wanted: list[tuple[int, int, int, NodeKey]] = []
+        for pos, lo, hi, node in frontier:
+            if hi - lo == 1:  # one change below: follow its path
+                bit = (xpaths[lo] >> shift) & 1
+                if lo in lone:
+                    lone[lo].append((pos, node, bit))
+                else:
+                    lone[lo] = [(pos, node, bit)]
+                if (node.right_hash if bit else node.left_hash) != EMPTY_HASH:
+                    child = (pos << 1) | bit
+                    key = ((child ^ top_bit) << pad).to_bytes(size, "big") + tail
+                    wanted.append((child, lo, hi, key))
+                continue
+            child = pos << 1
+            mid = bisect_left(xpaths, (child | 1) << shift, lo, hi)
+            if lo < mid and node.left_hash != EMPTY_HASH:
+                key = ((child ^ top_bit) << pad).to_bytes(size, "big") + tail
+                wanted.append((child, lo, mid, key))
+            if mid < hi and node.right_hash != EMPTY_HASH:
+                child |= 1
+                key = ((child ^ top_bit) << pad).to_bytes(size, "big") + tail
+                wanted.append((child, mid, hi, key))
+        return wanted
 
     def _subtree(self, depth: int, pos: int, lo: int, hi: int, old_hash: bytes) -> _Sub:
         """The new subtree at ``pos``, whose old hash is ``old_hash``, after changes[lo:hi]."""
@@ -301,15 +318,18 @@ class _Batch:
     def _path(self, depth: int, pos: int, i: int, old_hash: bytes) -> _Sub:
         """The subtree at ``pos`` when only change ``i`` falls in it: down its path to the
         old leaf or empty slot, then back up, every sibling on the way untouched."""
-        xpath, old = self.xpaths[i], self.old
-        down: list[tuple[int, Internal, int]] = []
-        node = None if old_hash == EMPTY_HASH else old[pos]
-        while isinstance(node, Internal):
-            depth += 1
-            bit = (xpath >> (PATH_BITS - depth)) & 1
-            down.append((pos, node, bit))
-            pos = (pos << 1) | bit
-            node = None if (node.right_hash if bit else node.left_hash) == EMPTY_HASH else old[pos]
+        old = self.old
+        down = self.lone.get(i, [])  # the internal nodes on the way down, read by _load
+        if down:
+            depth += len(down)
+            last, last_node, bit = down[-1]
+            pos = (last << 1) | bit
+            below = last_node.right_hash if bit else last_node.left_hash
+            node = None if below == EMPTY_HASH else old[pos]
+        else:
+            node = None if old_hash == EMPTY_HASH else old[pos]
+        if isinstance(node, Internal):  # _load follows a lone path down to its end
+            raise TamperError("the stored state tree changed while it was read")
         leaf = self.leaves[i]
         if leaf == node or (leaf is None and (node is None or node.key_hash != self._key_hash(i))):
             # A write of the value it has, or a delete of an absent key: nothing changes.
@@ -362,8 +382,15 @@ class _Batch:
 
     def _rebuild(self, depth: int, pos: int, lo: int, hi: int, leaf: Leaf | None) -> _Sub:
         """Below an old leaf or empty slot nothing is stored: build from the leaves alone."""
-        if hi - lo == 1 and leaf is None:
-            return self.leaves[lo]
+        if hi - lo == 1:  # one change: the common case, without the general merge
+            new = self.leaves[lo]
+            if leaf is None or leaf.key_hash == self._key_hash(lo):
+                return new
+            if new is None:
+                return leaf
+            pair = [self.xpaths[lo], _TOP | int.from_bytes(leaf.key_hash, "big")]
+            two = [new, leaf] if pair[0] < pair[1] else [leaf, new]
+            return self._build(depth, pos, sorted(pair), two, lo=0, hi=2)
         window = zip(self.xpaths[lo:hi], self.leaves[lo:hi], strict=True)
         pairs = [(x, v) for x, v in window if v is not None]
         if leaf is not None:
