@@ -32,7 +32,9 @@ from medledger.ports import SignedCheckpoint
 TILE_HEIGHT = 8
 TILE_WIDTH = 1 << TILE_HEIGHT
 SCHEMA_VERSION = 1
-_FULL_TILE_CACHE = 1024  # full tiles (~16 KiB each) kept in memory
+#: Full tiles (~16 KiB each) kept in memory: 64 MiB at most, whatever the log's size. 4,096
+#: bottom tiles cover a million entries, so random proofs at that size mostly hit the cache.
+_FULL_TILE_CACHE = 4096
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -367,7 +369,6 @@ class SqliteLog:
                 yield int(idx), _blob(data)
             at = int(rows[-1][0]) + 1
 
-    @_read_errors()
     def _tile_rows(self, level: int, index: int) -> tuple[bytes, ...]:
         """The tile's in-tile rows (bottom first), from the writer's right edge, cache or disk."""
         partial = self._published.get(level)
@@ -379,9 +380,14 @@ class SqliteLog:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        row = (
-            self._reader().execute("SELECT width, hashes FROM tiles WHERE id=?", (key,)).fetchone()
-        )
+        try:  # not a decorator: this is the proof hot path
+            row = (
+                self._reader()
+                .execute("SELECT width, hashes FROM tiles WHERE id=?", (key,))
+                .fetchone()
+            )
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot read the log database: {e}") from e
         if row is None:
             raise NotFoundError(f"tile {level}/{index} does not exist")
         rows = _split_rows(_int(row[0]), _blob(row[1]))

@@ -113,21 +113,32 @@ def root_plan(size: int) -> ProofPlan:
 
 
 def inclusion_plan(index: int, size: int) -> ProofPlan:
-    """PATH(index, D[0:size]) of RFC 9162 §2.1.3.1, leaf-side element first."""
+    """PATH(index, D[0:size]) of RFC 9162 §2.1.3.1, leaf-side element first.
+
+    Computed directly from the bits, as transparency-dev/merkle does: below level
+    ``inner = bitlen(index XOR (size - 1))`` the path takes the sibling at every level (only the
+    highest of them can reach past ``size``: that one is the ephemeral node, folded from the
+    perfect subtrees of ``[begin, size)``); above it, the left sibling at every level where the
+    index's bit is set. The property tests check this against the recursive definition.
+    """
     if not 0 <= index < size:
         raise InvalidInputError(f"index {index} is not in a tree of size {size}", parameter="index")
-    ranges: list[tuple[int, int]] = []
-    lo, hi = 0, size
-    while hi - lo > 1:
-        k = _largest_power_of_two_below(hi - lo)
-        if index < lo + k:
-            ranges.append((lo + k, hi))
-            hi = lo + k
-        else:
-            ranges.append((lo, lo + k))
-            lo += k
-    ranges.reverse()
-    return _plan(ranges)
+    inner = (index ^ (size - 1)).bit_length()
+    nodes = [NodeId(level, (index >> level) ^ 1) for level in range(inner - 1)]
+    spans = [1] * len(nodes)
+    if inner:
+        sibling = NodeId(inner - 1, (index >> (inner - 1)) ^ 1)
+        part = [sibling] if sibling.end <= size else range_nodes(sibling.begin, size)
+        nodes.extend(part)
+        spans.append(len(part))
+    level, rest = inner, index >> inner
+    while rest:
+        if rest & 1:
+            nodes.append(NodeId(level, rest - 1))
+            spans.append(1)
+        rest >>= 1
+        level += 1
+    return ProofPlan(tuple(nodes), tuple(spans))
 
 
 def consistency_plan(size1: int, size2: int) -> ProofPlan:
