@@ -22,9 +22,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from medledger.config import Limits
 from medledger.core.checkpoint import Checkpoint
@@ -32,6 +33,7 @@ from medledger.core.note import (
     ED25519_KEY_SIZE,
     ED25519_SIGNATURE_SIZE,
     KEY_ID_SIZE,
+    NamedEd25519Key,
     NoteSignature,
     check_key_name,
     decode_verifier_key,
@@ -139,31 +141,11 @@ class CosignatureVerifier:
             raise SignatureError(f"invalid cosignature by {self.name}+{self.key_id.hex()}") from e
 
 
-class Cosigner:
-    """An Ed25519 cosignature/v1 signer (a witness key); holds a private key, never shown."""
+class Cosigner(NamedEd25519Key):
+    """An Ed25519 cosignature/v1 signer (a witness key, signature type 0x04)."""
 
-    __slots__ = ("_key", "_key_id", "_name", "_public_key")
-
-    def __init__(self, name: str, seed: bytes) -> None:
-        check_key_name(name)
-        if len(seed) != ED25519_KEY_SIZE:
-            raise InvalidInputError("Ed25519 seed must be 32 bytes", parameter="seed")
-        self._name = name
-        self._key = Ed25519PrivateKey.from_private_bytes(seed)
-        self._public_key = self._key.public_key().public_bytes_raw()
-        self._key_id = key_id(name, SIG_TYPE_COSIGNATURE_V1, self._public_key)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def key_id(self) -> bytes:
-        return self._key_id
-
-    @property
-    def public_key(self) -> bytes:
-        return self._public_key
+    __slots__ = ()
+    SIG_TYPE: ClassVar[int] = SIG_TYPE_COSIGNATURE_V1
 
     def verifier(self) -> CosignatureVerifier:
         return CosignatureVerifier(self._name, self._public_key)
@@ -172,9 +154,6 @@ class Cosigner:
         """Cosign a checkpoint note text as of ``timestamp`` (POSIX seconds)."""
         signature = self._key.sign(cosignature_message(body, timestamp))
         return Cosignature(self._name, self._key_id, timestamp, signature)
-
-    def __repr__(self) -> str:
-        return f"Cosigner(name={self._name!r}, key_id={self._key_id.hex()})"
 
 
 def cosign(checkpoint: Checkpoint, signer: Cosigner, time_s: int) -> bytes:

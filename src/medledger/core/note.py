@@ -22,7 +22,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -251,10 +251,14 @@ class Verifier:
             raise SignatureError(f"invalid signature by {self.name}+{self.key_id.hex()}") from e
 
 
-class Signer:
-    """An Ed25519 note signer (signature type 0x01); holds a private key, never shown."""
+class NamedEd25519Key:
+    """An Ed25519 private key under a signed-note key name, for one signature type.
+
+    Holds the private key and never shows it; the key ID binds name, type and public key.
+    """
 
     __slots__ = ("_key", "_key_id", "_name", "_public_key")
+    SIG_TYPE: ClassVar[int] = SIG_TYPE_ED25519
 
     def __init__(self, name: str, seed: bytes) -> None:
         check_key_name(name)
@@ -263,7 +267,7 @@ class Signer:
         self._name = name
         self._key = Ed25519PrivateKey.from_private_bytes(seed)
         self._public_key = self._key.public_key().public_bytes_raw()
-        self._key_id = key_id(name, SIG_TYPE_ED25519, self._public_key)
+        self._key_id = key_id(name, self.SIG_TYPE, self._public_key)
 
     @property
     def name(self) -> str:
@@ -277,15 +281,21 @@ class Signer:
     def public_key(self) -> bytes:
         return self._public_key
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self._name!r}, key_id={self._key_id.hex()})"
+
+
+class Signer(NamedEd25519Key):
+    """An Ed25519 note signer (signature type 0x01)."""
+
+    __slots__ = ()
+
     def verifier(self) -> Verifier:
         return Verifier(self._name, self._public_key)
 
     def sign(self, text: bytes) -> bytes:
         """§Ed25519 signatures: the signature line for an RFC 8032 signature over ``text``."""
         return NoteSignature(self._name, self._key_id, self._key.sign(text)).line()
-
-    def __repr__(self) -> str:
-        return f"Signer(name={self._name!r}, key_id={self._key_id.hex()})"
 
 
 def parse_verifier_key(vkey: str) -> Verifier:

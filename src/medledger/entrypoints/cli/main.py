@@ -6,10 +6,12 @@ traceback reaches the user.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -48,6 +50,25 @@ HomeOption = Annotated[
     Path, typer.Option("--home", help="The node's home directory.", file_okay=False)
 ]
 MAX_FILE_BYTES = 1024 * 1024
+
+
+@contextlib.contextmanager
+def progress_bar(label: str, *, offset: int = 0) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar on stderr; yields ``progress(done, total)`` for long work."""
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done + offset, total=total + offset)
+
+        yield progress
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -182,22 +203,7 @@ def log_verify(home: HomeOption = Path(".medledger")) -> None:
     except MedledgerError as e:
         fail(str(e))
     try:
-        with (
-            store.snapshot(),
-            Progress(
-                TextColumn("verifying log"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=err,
-                transient=True,
-            ) as bar,
-        ):
-            task = bar.add_task("entries", total=None)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
+        with store.snapshot(), progress_bar("verifying log") as progress:
             report = verify_stored_log(store, settings.origin, signer.verifier(), progress=progress)
     except MedledgerError as e:
         fail(f"log does not verify: {e}")
@@ -395,20 +401,8 @@ def chain_verify(home: HomeOption = Path(".medledger")) -> None:
             with (
                 ledger.snapshot(),
                 log_store.snapshot(),
-                Progress(
-                    TextColumn("replaying blocks"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                    console=err,
-                    transient=True,
-                ) as bar,
+                progress_bar("replaying blocks", offset=1) as progress,
             ):
-                task = bar.add_task("blocks", total=None)
-
-                def progress(done: int, total: int) -> None:
-                    bar.update(task, completed=done + 1, total=total + 1)
-
                 scratch = ScratchState(conn)
                 report = verify_chain(
                     ledger,
