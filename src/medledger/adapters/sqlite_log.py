@@ -26,6 +26,7 @@ from pathlib import Path
 
 from medledger.config import Limits
 from medledger.core.merkle import HASH_SIZE, CompactRange, NodeId, leaf_hash
+from medledger.core.merkle.compact import LevelRun
 from medledger.errors import InvalidInputError, NotFoundError, StorageError, TooLargeError
 from medledger.ports import SignedCheckpoint
 
@@ -90,6 +91,65 @@ class _PartialTile:
 
     def blob(self) -> bytes:
         return b"".join(self.rows)
+
+
+def _tile_slices(start: int, hashes: list[bytes], per_tile: int) -> Iterator[tuple[int, bytes]]:
+    """Cut a run of consecutive nodes at tile boundaries: (tile index, the slice's bytes)."""
+    at = 0
+    while at < len(hashes):
+        tile_index, offset = divmod(start + at, per_tile)
+        end = at + per_tile - offset
+        yield tile_index, b"".join(hashes[at:end])
+        at = end
+
+
+def _tile_to_fill(partials: dict[int, _PartialTile], tile_level: int, index: int) -> _PartialTile:
+    """The right-edge tile of ``tile_level`` if it is ``index``, else a new one that replaces it."""
+    tile = partials.get(tile_level)
+    if tile is None or tile.index != index:
+        tile = partials[tile_level] = _PartialTile(index)
+    return tile
+
+
+def _fill_tiles(
+    partials: dict[int, _PartialTile], runs: list[LevelRun]
+) -> dict[tuple[int, int], _PartialTile]:
+    """Add each level's run of new node hashes to the tile rows that hold them.
+
+    Tree level ``8*L + r`` is in-tile row ``r`` of the tiles at tile level ``L``, ``256 >> r``
+    nodes a tile. Runs come lowest level first, so a tile is first reached through its bottom
+    row, and the tiles of one tile level are reached in index order: ``partials`` ends up with
+    the right-edge tile of every tile level. Returns every tile written, keyed (level, index).
+    """
+    touched: dict[tuple[int, int], _PartialTile] = {}
+    for level, start, hashes in runs:
+        tile_level, r = divmod(level, TILE_HEIGHT)
+        for index, row_slice in _tile_slices(start, hashes, TILE_WIDTH >> r):
+            tile = touched.get((tile_level, index))
+            if tile is None:
+                tile = touched[(tile_level, index)] = _tile_to_fill(partials, tile_level, index)
+            tile.rows[r] += row_slice
+    return touched
+
+
+def _write_order(
+    first: int, touched: dict[tuple[int, int], _PartialTile]
+) -> list[tuple[tuple[int, int], _PartialTile]]:
+    """The tiles in the order a leaf-by-leaf append first reached them, so that the SQLite
+    file is byte for byte the same as when tiles were written from a per-node visitor.
+
+    Tile (L, i) is first reached by the first node of its bottom row (tree level 8*L) that a
+    batch starting at leaf ``first`` completes; that node is complete once its last leaf is
+    appended. Lower levels are reached first when one leaf completes several nodes.
+    """
+
+    def first_reached(key: tuple[int, int]) -> tuple[int, int]:
+        tile_level, index = key
+        shift = TILE_HEIGHT * tile_level
+        node = max(first >> shift, index << TILE_HEIGHT)
+        return ((node + 1) << shift) - 1, tile_level
+
+    return sorted(touched.items(), key=lambda item: first_reached(item[0]))
 
 
 @contextlib.contextmanager
@@ -276,22 +336,11 @@ class SqliteLog:
     def _append_locked(self, entries: Sequence[bytes], conn: sqlite3.Connection) -> int:
         first = self._range.size
         new_range = self._range.copy()
+        runs = new_range.extend_levels([leaf_hash(e) for e in entries])
         partials = {
             lvl: _PartialTile(t.index, t.blob(), t.width) for lvl, t in self._partials.items()
         }
-        touched: dict[tuple[int, int], _PartialTile] = {}
-
-        def visit(level: int, index: int, h: bytes) -> None:
-            tile_level, r = divmod(level, TILE_HEIGHT)
-            bottom = index << r
-            tile_index = bottom >> TILE_HEIGHT
-            tile = partials.get(tile_level)
-            if tile is None or tile.index != tile_index:
-                tile = partials[tile_level] = _PartialTile(tile_index)
-            tile.rows[r] += h
-            touched[(tile_level, tile_index)] = tile
-
-        new_range.extend((leaf_hash(e) for e in entries), visit)
+        touched = _fill_tiles(partials, runs)
         try:
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(
@@ -300,7 +349,10 @@ class SqliteLog:
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO tiles (id, width, hashes) VALUES (?, ?, ?)",
-                ((_tile_key(lvl, idx), t.width, t.blob()) for (lvl, idx), t in touched.items()),
+                (
+                    (_tile_key(lvl, idx), t.width, t.blob())
+                    for (lvl, idx), t in _write_order(first, touched)
+                ),
             )
             conn.execute("UPDATE meta SET value=? WHERE key='size'", (new_range.size,))
             conn.execute("UPDATE meta SET value=? WHERE key='range'", (b"".join(new_range.hashes),))
