@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medledger.adapters.sqlite_connect import connect
 from medledger.adapters.sqlite_state import SqliteState
 from medledger.errors import ConflictError, StorageError
 from medledger.ports import BlockRecord, TxRecord
@@ -53,19 +54,7 @@ class StoredTx:
 
 
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    try:
-        if readonly:
-            conn = sqlite3.connect(
-                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-            )
-        else:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=10000")
-    except sqlite3.Error as e:
-        raise StorageError(f"cannot open the ledger database: {e}") from e
-    return conn
+    return connect(path, readonly=readonly, what="ledger")
 
 
 class SqliteLedger:

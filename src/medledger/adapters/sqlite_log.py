@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from medledger.adapters.sqlite_connect import connect
 from medledger.config import Limits
 from medledger.core.merkle import HASH_SIZE, CompactRange, NodeId, leaf_hash
 from medledger.core.merkle.compact import LevelRun
@@ -177,19 +178,7 @@ def _int(value: object) -> int:
 
 
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    try:
-        if readonly:
-            conn = sqlite3.connect(
-                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-            )
-        else:
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA busy_timeout=10000")
-    except sqlite3.Error as e:
-        raise StorageError(f"cannot open log database {path.name}: {e}") from e
-    return conn
+    return connect(path, readonly=readonly, what="log")
 
 
 class SqliteLog:

@@ -1,0 +1,30 @@
+"""How every medledger SQLite file is opened: WAL, full fsync on commit, a busy timeout.
+
+Writers open read-write in autocommit mode (transactions are explicit ``BEGIN IMMEDIATE``);
+readers open the file read-only through a ``file:`` URI, so a reader can never write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from medledger.errors import StorageError
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: Path, *, readonly: bool, what: str) -> sqlite3.Connection:
+    """Open ``path``; ``what`` names the database in errors (never its contents)."""
+    try:
+        if readonly:
+            uri = path.resolve().as_uri() + "?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    except sqlite3.Error as e:
+        raise StorageError(f"cannot open the {what} database: {e}") from e
+    return conn
