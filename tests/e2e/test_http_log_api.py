@@ -154,3 +154,5 @@ def test_home_page_shows_the_log(served_node: ServedNode):
     assert r.status_code == 200
     assert ORIGIN in r.text
     assert "/log/checkpoint" in r.text
+    assert "Latest blocks" in r.text
+    assert '<a href="/ledger/blocks/0">0</a>' in r.text  # the genesis block

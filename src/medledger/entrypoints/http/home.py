@@ -25,6 +25,19 @@ def _entry_preview(data: bytes) -> str:
     return escape(text + ("…" if len(data) > 200 else ""))
 
 
+def _recent_blocks(node: Node) -> list[tuple[int, int, str]]:
+    """(height, transaction count, hash hex) of the newest blocks, newest first."""
+    latest = node.ledger_store.latest()
+    if latest is None:
+        return []
+    out = []
+    for height in range(latest.height, max(-1, latest.height - _RECENT), -1):
+        block = node.ledger_store.block(height)
+        if block is not None:
+            out.append((height, len(node.ledger_store.block_txs(height)), block.hash.hex()))
+    return out
+
+
 def render_home(node: Node) -> str:
     log = node.log
     size = log.size()
@@ -37,7 +50,16 @@ def render_home(node: Node) -> str:
         f'<td class="e">{_entry_preview(e)}</td></tr>'
         for i, e in reversed(list(enumerate(recent)))
     )
+    blocks = _recent_blocks(node)
+    latest_height = blocks[0][0] if blocks else 0
+    block_rows = "".join(
+        f'<tr><td><a href="/ledger/blocks/{h}">{h}</a></td><td>{n}</td>'
+        f'<td class="e">{escape(block_hash[:16])}…</td></tr>'
+        for h, n, block_hash in blocks
+    )
     endpoints = [
+        ("/ledger/blocks/latest", "latest block: header, proposer signature, outcomes"),
+        ("/ledger/participants", "registered participants (pseudonymous did:keys)"),
         ("/log/checkpoint", "latest signed checkpoint (C2SP tlog-checkpoint)"),
         ("/log/verifier-key", "signed-note verifier key"),
         (f"/log/entries/{max(size - 1, 0)}", "exact bytes of an entry"),
@@ -58,9 +80,14 @@ def render_home(node: Node) -> str:
 <title>medledger node — {escape(log.origin)}</title><style>{_STYLE}</style></head>
 <body><main>
 <h1>medledger node</h1>
-<p>Transparency log <strong>{escape(log.origin)}</strong> holds <strong>{size}</strong>
-entries. Every entry is an RFC 9162 leaf; anyone can check it against the signed checkpoint
-below, offline, with <code>medledger receipt verify</code>.</p>
+<p>Network <strong>{escape(node.genesis.network)}</strong> is at block
+<strong>{latest_height}</strong>; this node signs as <code>{escape(node.key.did)}</code>.
+Transparency log <strong>{escape(log.origin)}</strong> holds <strong>{size}</strong>
+entries: every committed transaction is an RFC 9162 leaf that anyone can check against the
+signed checkpoint below, offline, with <code>medledger receipt verify</code>.</p>
+<h2>Latest blocks</h2>
+<table><thead><tr><th scope="col">height</th><th scope="col">transactions</th>
+<th scope="col">hash</th></tr></thead><tbody>{block_rows}</tbody></table>
 <h2>Latest checkpoint</h2>
 <pre>{escape(checkpoint.note.decode("utf-8"))}</pre>
 <h2>Verifier key</h2>
