@@ -9,6 +9,8 @@ A home directory holds::
     keys/passphrase      demo homes only: the node key's passphrase (owner-only)
     data/log.db          the SQLite transparency log
     data/ledger.db       blocks, transactions and contract state
+    data/keys.db         off-chain key vault: salts and data-key wraps (secure_delete)
+    data/blobs/          encrypted record versions, by CID
 
 The node key's passphrase comes from ``$MEDLEDGER_PASSPHRASE`` or, for demo homes only, from
 ``keys/passphrase``.
@@ -16,6 +18,7 @@ The node key's passphrase comes from ``$MEDLEDGER_PASSPHRASE`` or, for demo home
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -25,12 +28,14 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medledger.adapters.blob_fs import FilesystemBlobStore
 from medledger.adapters.files import atomic_write, read_owner_only
 from medledger.adapters.keystore import generate_key, read_key_file, write_key_file
+from medledger.adapters.sqlite_keys import SqliteKeyVault
 from medledger.adapters.sqlite_ledger import SqliteLedger
 from medledger.adapters.sqlite_log import SqliteLog
 from medledger.config import LogConfig
-from medledger.core.identity.keys import ParticipantKey
+from medledger.core.identity.keys import ParticipantKey, encryption_keypair
 from medledger.core.ledger.contracts import default_contracts
 from medledger.core.ledger.genesis import Authority, Genesis, parse_genesis
 from medledger.core.ledger.runtime import Runtime
@@ -39,6 +44,7 @@ from medledger.errors import ConfigurationError, MedledgerError
 from medledger.services.ledger import LedgerNode
 from medledger.services.log import TransparencyLog
 from medledger.services.ordering import SoloOrdering
+from medledger.services.records import RecordService
 
 SETTINGS_FILE = "node.toml"
 GENESIS_FILE = "genesis.json"
@@ -47,7 +53,10 @@ SIGNER_KEY_FILE = Path("keys") / "log-signer.key"
 PASSPHRASE_FILE = Path("keys") / "passphrase"
 LOG_DB_FILE = Path("data") / "log.db"
 LEDGER_DB_FILE = Path("data") / "ledger.db"
+KEYS_DB_FILE = Path("data") / "keys.db"
+BLOBS_DIR = Path("data") / "blobs"
 PASSPHRASE_ENV = "MEDLEDGER_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+log = logging.getLogger("medledger.node")
 _ORIGIN = re.compile(r"^[A-Za-z0-9.\-]+(/[A-Za-z0-9._\-]+)*$")
 MAX_GENESIS_BYTES = 1024 * 1024
 
@@ -190,21 +199,31 @@ class Node:
     ledger_store: SqliteLedger
     ledger: LedgerNode
     ordering: SoloOrdering
+    vault: SqliteKeyVault
+    blobs: FilesystemBlobStore
+    records: RecordService
     _builder: threading.Thread | None = field(default=None, repr=False)
 
     def start(self) -> None:
-        """Genesis block / crash repair, then the block builder on its own thread."""
+        """Genesis block / crash repair, the block builder on its own thread, then settle
+        record versions a crash left half-anchored and publish this node's encryption key."""
         self.ledger.start(_now_ms())
         self._builder = threading.Thread(
             target=self.ledger.run_builder, args=(_now_ms,), name="block-builder", daemon=True
         )
         self._builder.start()
+        self.records.reconcile()
+        try:
+            self.records.publish_encryption_key(int(time.time()))
+        except MedledgerError as e:
+            log.warning("the node's encryption key is not published: %s", e)
 
     def close(self) -> None:
         self.ledger.stop()
         self.ordering.close()
         if self._builder is not None:
             self._builder.join(timeout=10)
+        self.vault.close()
         self.ledger_store.close()
         self.store.close()
 
@@ -238,4 +257,27 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
         ordering=ordering,
         runtime=Runtime(default_contracts()),
     )
-    return Node(home, settings, genesis, key, store, log, ledger_store, ledger, ordering)
+    vault = SqliteKeyVault(_data_path(home, KEYS_DB_FILE))
+    blobs = FilesystemBlobStore(_data_path(home, BLOBS_DIR))
+    records = RecordService(
+        ledger=ledger,
+        vault=vault,
+        blobs=blobs,
+        node_key=key,
+        node_encryption=encryption_keypair(key),
+        random_bytes=secrets.token_bytes,
+    )
+    return Node(
+        home,
+        settings,
+        genesis,
+        key,
+        store,
+        log,
+        ledger_store,
+        ledger,
+        ordering,
+        vault,
+        blobs,
+        records,
+    )

@@ -7,6 +7,7 @@ tree the node uses (``medledger.errors``), with the node's stable ``reason`` cod
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -142,6 +143,43 @@ class LedgerClient:
 
     def network(self) -> str:
         return str(self._get("/healthz").json()["network"])
+
+    def _post(self, path: str, content: bytes) -> dict[str, Any]:
+        try:
+            response = self._http.post(
+                path, content=content, headers={"content-type": "application/json"}
+            )
+        except httpx.HTTPError as e:
+            raise NetworkError(f"cannot reach the node: {type(e).__name__}") from e
+        _raise_for(response)
+        result: dict[str, Any] = response.json()
+        return result
+
+    # --- off-chain records ---------------------------------------------------------------
+    def put_record(
+        self, *, patient: str, record_id: str, resource_type: str, content: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The custodian's write: the node encrypts, stores and anchors a new version."""
+        body = {
+            "patient": patient,
+            "record_id": record_id,
+            "resource_type": resource_type,
+            "content": dict(content),
+        }
+        return self._post("/records", json.dumps(body).encode())
+
+    def key_release(self, request: SignedTransaction) -> dict[str, Any]:
+        """Send a signed ``request.key_release``; the data key comes back wrapped."""
+        return self._post("/records/key-release", request.wire)
+
+    def read_record(self, request: SignedTransaction) -> dict[str, Any]:
+        return self._post("/records/read", request.wire)
+
+    def erase_record(self, request: SignedTransaction) -> dict[str, Any]:
+        return self._post("/records/erase", request.wire)
+
+    def blob(self, cid: str) -> bytes:
+        return self._get(f"/blobs/{cid}").content
 
     # --- log -----------------------------------------------------------------------------
     def checkpoint(self) -> bytes:

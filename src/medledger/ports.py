@@ -151,3 +151,18 @@ class BlobStore(Protocol):
     def iter_cids(self) -> Iterator[str]:
         """The CIDs of every stored blob, in no promised order."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedVersion:
+    """What the node keeps off-chain for one record version: where its ciphertext is, the
+    commitment's salt, and the data key wrapped to the node (never the key itself)."""
+
+    patient: str
+    record_id: str
+    version: int
+    resource_type: str
+    cid: str
+    salt: bytes
+    node_wrap: bytes
+    anchored: bool

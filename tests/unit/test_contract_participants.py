@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from medledger.core.crypto.key_wrap import x25519_from_seed
 from medledger.core.identity.did_key import did_from_public_key
 from medledger.core.ledger.canonical import JSON, canonical
 from medledger.core.ledger.contracts.common import Participant, participant_key
@@ -14,6 +15,7 @@ from medledger.core.ledger.contracts.participants import ParticipantsContract
 from medledger.core.ledger.genesis import Authority, Genesis, genesis_writes
 from medledger.core.ledger.runtime import BlockContext, ContractError, Writes
 from medledger.core.ledger.tx import Transaction
+from medledger.errors import InvalidInputError, TamperError
 from medledger.testing.memory_state_reader import DictState
 
 
@@ -27,9 +29,32 @@ CONTRACT = ParticipantsContract()
 
 AUTHORITY, AUTHORITY_2 = did(1), did(2)
 HOSPITAL, CLINIC, CLOSED_ORG = did(10), did(11), did(12)
-DOCTOR, NURSE, RETIRED = did(20), did(21), did(22)
+DOCTOR, NURSE, RETIRED, NURSE_WITH_KEY = did(20), did(21), did(22), did(23)
 PATIENT, PATIENT_2, GONE_PATIENT = did(30), did(31), did(32)
 NEWCOMER, STRANGER = did(50), did(99)
+
+
+def enc_key(n: int) -> str:
+    """A real X25519 public key, hex, as ``participant.set_encryption_key`` publishes it."""
+    return x25519_from_seed(bytes([n]) * 32).public_key.hex()
+
+
+KEY_1, KEY_2 = enc_key(1), enc_key(2)
+_P = 2**255 - 19
+#: X25519 public keys a wrap must never go to: the low-order points (any DH with them is all
+#: zeros, RFC 7748 §6.1) and non-canonical encodings (u >= p, or the top bit set).
+LOW_ORDER = [
+    "00" * 32,  # u = 0
+    "01" + "00" * 31,  # u = 1
+    "e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",  # order 8
+    "5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",  # order 8
+    (_P - 1).to_bytes(32, "little").hex(),  # u = -1, on the twist
+]
+NON_CANONICAL = [
+    _P.to_bytes(32, "little").hex(),  # u = p, i.e. 0
+    (_P + 1).to_bytes(32, "little").hex(),  # u = p + 1, i.e. 1
+    KEY_1[:-2] + f"{int(KEY_1[-2:], 16) | 0x80:02x}",  # KEY_1 with the top bit set
+]
 
 
 def participant(
@@ -40,8 +65,11 @@ def participant(
     organization: str | None = None,
     registered_by: str = AUTHORITY,
     active: bool = True,
+    key: str | None = None,
 ) -> dict[str, bytes]:
-    record = Participant(who, kind, roles, organization, None, False, active, registered_by, 1)
+    record = Participant(
+        who, kind, roles, organization, None, False, active, registered_by, 1, enc_key=key
+    )
     return {participant_key(who): record.to_state()}
 
 
@@ -62,6 +90,9 @@ def world() -> DictState:
             **participant(CLINIC, "organization", ("clinic",)),
             **participant(CLOSED_ORG, "organization", ("clinic",), active=False),
             **participant(DOCTOR, "practitioner", ("physician",), organization=HOSPITAL),
+            **participant(
+                NURSE_WITH_KEY, "practitioner", ("nurse",), organization=CLINIC, key=KEY_1
+            ),
             **participant(NURSE, "practitioner", ("nurse",), organization=CLINIC),
             **participant(RETIRED, "practitioner", ("nurse",), organization=HOSPITAL, active=False),
             **participant(PATIENT, "patient", registered_by=HOSPITAL),
@@ -82,7 +113,9 @@ def apply(tx_type: str, payload: dict[str, JSON], sender: str) -> Writes:
 def refusal(tx_type: str, payload: dict[str, JSON], sender: str) -> str:
     with pytest.raises(ContractError) as e:
         apply(tx_type, payload, sender)
-    return e.value.reason
+    reason = e.value.reason
+    assert reason is not None
+    return reason
 
 
 def register(who: str, kind: str, **fields: JSON) -> dict[str, JSON]:
@@ -124,6 +157,7 @@ def test_register(payload: dict[str, JSON], sender: str) -> None:
     assert list(record.roles) == sorted(payload.get("roles", []))
     assert record.organization == payload.get("organization")
     assert record.name == payload.get("name")
+    assert record.enc_key is None
 
 
 @pytest.mark.parametrize(
@@ -151,9 +185,80 @@ def test_deactivate(target: str, sender: str) -> None:
     assert stored(writes, target) == dataclasses.replace(before, active=False)
 
 
+@pytest.mark.parametrize("sender", [PATIENT, DOCTOR, HOSPITAL, AUTHORITY, NURSE_WITH_KEY])
+def test_set_encryption_key(sender: str) -> None:
+    writes = apply("participant.set_encryption_key", {"enc_key": KEY_2}, sender)
+    assert list(writes) == [participant_key(sender)]
+    before = Participant.from_state(world().get(participant_key(sender)) or b"")
+    assert stored(writes, sender) == dataclasses.replace(before, enc_key=KEY_2)
+
+
+def test_set_encryption_key_replaces_the_published_one() -> None:
+    state = world()
+    before = Participant.from_state(state.get(participant_key(PATIENT)) or b"")
+    for key in (KEY_1, KEY_2, KEY_2, KEY_1):
+        state.apply(
+            CONTRACT.apply(
+                tx("participant.set_encryption_key", {"enc_key": key}, PATIENT), state, CTX
+            )
+        )
+        record = Participant.from_state(state.get(participant_key(PATIENT)) or b"")
+        assert record.enc_key == key
+        assert record == dataclasses.replace(before, enc_key=key)
+
+
+def test_set_encryption_key_state_json_is_canonical() -> None:
+    writes = apply("participant.set_encryption_key", {"enc_key": KEY_1}, PATIENT)
+    assert writes[participant_key(PATIENT)] == (
+        b'{"active":true,"authority":false,"did":"'
+        + PATIENT.encode()
+        + b'","enc_key":"'
+        + KEY_1.encode()
+        + b'","kind":"patient","name":null,"organization":null,"registered_at":1,'
+        + b'"registered_by":"'
+        + HOSPITAL.encode()
+        + b'","roles":[]}'
+    )
+
+
+def test_enc_key_is_always_serialised_null_until_published() -> None:
+    state = world()
+    for who in (AUTHORITY, AUTHORITY_2, HOSPITAL, PATIENT):
+        raw = state.get(participant_key(who)) or b""
+        assert json.loads(raw)["enc_key"] is None
+        assert b'"enc_key":null' in raw
+    writes = apply("participant.register", register(NEWCOMER, "patient"), HOSPITAL)
+    assert json.loads(writes[participant_key(NEWCOMER)] or b"")["enc_key"] is None
+
+
+def test_participant_round_trips_with_and_without_enc_key() -> None:
+    for key in (None, KEY_1):
+        record = Participant(PATIENT, "patient", (), None, None, False, True, HOSPITAL, 3, key)
+        assert Participant.from_state(record.to_state()) == record
+        assert record.to_state() == canonical(record.to_json())
+
+
+@pytest.mark.parametrize("bad", ["", KEY_1.upper(), *LOW_ORDER, *NON_CANONICAL])
+def test_participant_refuses_a_bad_enc_key(bad: str) -> None:
+    with pytest.raises(InvalidInputError) as e:
+        Participant(PATIENT, "patient", (), None, None, False, True, HOSPITAL, 3, bad)
+    assert e.value.parameter == "enc_key"
+    good = json.loads(participant(PATIENT, "patient", key=KEY_1)[participant_key(PATIENT)])
+    with pytest.raises(TamperError):
+        Participant.from_state(canonical({**good, "enc_key": bad}))
+
+
+def test_a_participant_record_without_enc_key_is_tampered() -> None:
+    record = json.loads(participant(PATIENT, "patient")[participant_key(PATIENT)])
+    del record["enc_key"]
+    with pytest.raises(TamperError):
+        Participant.from_state(canonical(record))
+
+
 # --- refusals ------------------------------------------------------------------------------
 
 REG, ROLES, OFF = "participant.register", "participant.update_roles", "participant.deactivate"
+ENC = "participant.set_encryption_key"
 ORG, PRAC = "organization", "practitioner"
 #: reason -> the (type, payload, sender) cases refused with it.
 REFUSED: dict[str, list[tuple[str, dict[str, JSON], str]]] = {
@@ -185,12 +290,31 @@ REFUSED: dict[str, list[tuple[str, dict[str, JSON], str]]] = {
         (ROLES, {"did": DOCTOR, "roles": ["nurse"], "kind": ORG}, AUTHORITY),
         (OFF, {"did": 5}, AUTHORITY),
         (OFF, {}, AUTHORITY),
+        (ENC, {}, PATIENT),
+        (ENC, {"enc_key": KEY_1.upper()}, PATIENT),
+        (ENC, {"enc_key": KEY_1[:-1]}, PATIENT),
+        (ENC, {"enc_key": KEY_1 + "00"}, PATIENT),
+        (ENC, {"enc_key": "zz" + KEY_1[2:]}, PATIENT),
+        (ENC, {"enc_key": " " + KEY_1[1:]}, PATIENT),
+        (ENC, {"enc_key": bytes.fromhex(KEY_1).hex(":")}, PATIENT),
+        (ENC, {"enc_key": None}, PATIENT),
+        (ENC, {"enc_key": 5}, PATIENT),
+        (ENC, {"enc_key": [KEY_1]}, PATIENT),
+        (ENC, {"enc_key": KEY_1, "did": PATIENT}, HOSPITAL),
+        (ENC, {"enc_key": KEY_1, "did": PATIENT}, PATIENT),
+        *[(ENC, {"enc_key": key}, PATIENT) for key in LOW_ORDER + NON_CANONICAL],
+        # parsed before the sender is looked up
+        (ENC, {"enc_key": "00" * 32}, STRANGER),
     ],
     "sender_not_registered": [
         (REG, register(NEWCOMER, "patient"), STRANGER),
         (REG, register(NEWCOMER, "patient"), CLOSED_ORG),
         (ROLES, {"did": DOCTOR, "roles": ["nurse"]}, STRANGER),
         (OFF, {"did": DOCTOR}, RETIRED),
+        (ENC, {"enc_key": KEY_1}, STRANGER),
+        (ENC, {"enc_key": KEY_1}, RETIRED),
+        (ENC, {"enc_key": KEY_1}, GONE_PATIENT),
+        (ENC, {"enc_key": KEY_1}, CLOSED_ORG),
     ],
     "not_authority": [
         (REG, register(NEWCOMER, ORG, roles=["lab"]), HOSPITAL),
@@ -262,6 +386,7 @@ def test_sender_not_registered_is_refused() -> None:
         ("participant.register", register(NEWCOMER, "patient")),
         ("participant.update_roles", {"did": DOCTOR, "roles": ["nurse"]}),
         ("participant.deactivate", {"did": PATIENT}),
+        ("participant.set_encryption_key", {"enc_key": KEY_1}),
     ]:
         assert refusal(tx_type, payload, STRANGER) == "sender_not_registered"
 
@@ -275,6 +400,23 @@ def test_self_registration_is_refused() -> None:
     assert refusal("participant.register", register(STRANGER, "patient"), STRANGER) == (
         "sender_not_registered"
     )
+
+
+def test_publishing_a_key_for_another_participant_is_refused() -> None:
+    """Key substitution: a hospital must not point a patient's wraps at a key it holds."""
+    for sender in (HOSPITAL, AUTHORITY, DOCTOR, PATIENT_2):
+        payload: dict[str, JSON] = {"did": PATIENT, "enc_key": KEY_2}
+        assert refusal("participant.set_encryption_key", payload, sender) == "invalid_payload"
+        # what it can send changes its own record only
+        writes = apply("participant.set_encryption_key", {"enc_key": KEY_2}, sender)
+        assert list(writes) == [participant_key(sender)]
+
+
+def test_low_order_encryption_key_is_refused() -> None:
+    """A low-order key would make every wrap to it readable by anyone (the DH is all zeros)."""
+    for key in LOW_ORDER:
+        payload: dict[str, JSON] = {"enc_key": key}
+        assert refusal("participant.set_encryption_key", payload, PATIENT) == "invalid_payload"
 
 
 def test_deactivated_participant_cannot_act_nor_be_reactivated() -> None:
@@ -299,6 +441,8 @@ ALL_CASES = [(t, p, s) for t, p, s, _ in REFUSALS] + [
     ("participant.register", register(NEWCOMER, "patient"), HOSPITAL),
     ("participant.update_roles", {"did": DOCTOR, "roles": ["nurse"]}, AUTHORITY),
     ("participant.deactivate", {"did": PATIENT}, HOSPITAL),
+    ("participant.set_encryption_key", {"enc_key": KEY_1}, PATIENT),
+    ("participant.set_encryption_key", {"enc_key": KEY_2}, NURSE_WITH_KEY),
 ]
 
 

@@ -15,6 +15,7 @@ import json
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from medledger.core.crypto.key_wrap import x25519_from_seed
 from medledger.core.identity.did_key import did_from_public_key
 from medledger.core.ledger.canonical import JSON, MAX_SAFE_INTEGER, canonical
 from medledger.core.ledger.contracts import default_contracts
@@ -139,12 +140,14 @@ def build_world() -> DictState:
 
 
 WORLD = build_world()
+ENC_KEY = x25519_from_seed(bytes(32)).public_key.hex()
 V1_HASH = json.loads(WORLD.get(head_key(PATIENT, "rec-1")) or b"")["hash"]
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "participant.register": ("did", "kind", "roles", "organization", "name"),
     "participant.update_roles": ("did", "roles"),
     "participant.deactivate": ("did",),
+    "participant.set_encryption_key": ("enc_key",),
     "record.anchor": (
         "patient",
         "record_id",
@@ -178,6 +181,7 @@ WELL_FORMED: dict[str, list[JSON]] = {
     "count": [1, 1_000_000],
     "first_time_ms": [0, 1_000],
     "last_time_ms": [1_000, 2_000],
+    "enc_key": [ENC_KEY],
 }
 MALFORMED: dict[str, list[JSON]] = {
     "did": ["did:web:example.org", None],
@@ -198,6 +202,7 @@ MALFORMED: dict[str, list[JSON]] = {
     "count": [0, 1_000_001],
     "first_time_ms": [-1, 3_000],
     "last_time_ms": [-1, "1000"],
+    "enc_key": ["00" * 32, ENC_KEY.upper(), ENC_KEY[2:]],
 }
 ALL_FIELDS = sorted(WELL_FORMED)
 
@@ -254,6 +259,7 @@ TEMPLATES: list[tuple[str, dict[str, JSON], str]] = [
     ("record.anchor", {**valid_anchor(), "patient": PATIENT_2}, NURSE),
     ("record.tombstone", {"patient": PATIENT, "record_id": "rec-1", "reason": "erasure"}, PATIENT),
     ("access.batch", {**valid_batch(), "batch_id": "batch-0002"}, CLINIC),
+    ("participant.set_encryption_key", {"enc_key": ENC_KEY}, NURSE),
 ]
 
 

@@ -331,6 +331,13 @@ class LedgerNode:
         )
 
     # --- queries ----------------------------------------------------------------------------
+    def state_get(self, key: str) -> bytes | None:
+        """Committed contract state (not the block being built)."""
+        return self._store.state_get(key)
+
+    def state_reader(self) -> _CommittedState:
+        return _CommittedState(self._store)
+
     def status(self, tx_id: bytes) -> TxStatus:
         committed = self._store.tx(tx_id)
         if committed is not None:
@@ -371,6 +378,16 @@ class LedgerNode:
 
     def block_txs(self, height: int) -> Sequence[TxRecord]:
         return self._store.block_txs(height)
+
+
+class _CommittedState:
+    """A StateReader over the committed state, for decisions made outside a block."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self._store = store
+
+    def get(self, key: str) -> bytes | None:
+        return self._store.state_get(key)
 
 
 def _entry_of(t: TxRecord) -> bytes:

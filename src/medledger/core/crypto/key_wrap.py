@@ -25,9 +25,11 @@ else here is deterministic (``unwrap_key``, ``x25519_from_seed``, ``WrapInfo``).
 the format against an independent implementation (``pyhpke``) with a fixed ephemeral key.
 
 No Ed25519 -> X25519 conversion: a participant's did:key (Ed25519) only signs. For receiving keys
-each participant holds a separate X25519 encryption key, published on the ledger next to its
-did:key. Reusing one key for signing and key agreement couples two protocols' security, and a
-separate key can be rotated, or shredded with the wraps made to it, without changing identity.
+each participant has a separate X25519 encryption key, published on the ledger next to its
+did:key (``participant.set_encryption_key``). Today it is derived from the key file's seed with
+HKDF under its own label (``identity.keys.encryption_keypair``: one backup, independent keys);
+reusing one key for signing and key agreement would couple two protocols' security. Rotating it
+means publishing another key.
 
 Not handled here: drawing data keys and seeds (an adapter does, with ``os.urandom``), storing
 private keys (the key store), and deciding who may receive a key (the access gate).

@@ -7,7 +7,9 @@ checked from the signer's DID alone, with no key registry. What this module hand
 - ``ParticipantKey``: a private key built from a 32-byte seed (RFC 8032 §5.1.5), its did:key
   and public key, and ``sign``, which signs the bytes it is given;
 - ``verify_signature(did, data, signature)``: RFC 8032 §5.1.7 verification under the key the
-  did:key names.
+  did:key names;
+- ``encryption_keypair(key)``: the participant's X25519 encryption key pair (for HPKE key
+  wrapping, ``medledger.core.crypto.key_wrap``), derived from the same seed.
 
 Not handled here: randomness (``medledger.adapters.keystore.generate_key`` draws seeds),
 storage (passphrase-encrypted key files live in ``medledger.adapters.keystore``), and domain
@@ -17,17 +19,24 @@ separation -- callers sign canonical bytes that already carry their own prefix
 
 from __future__ import annotations
 
+from typing import Final
+
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from medledger.core.crypto.key_wrap import SEED_SIZE, X25519KeyPair, x25519_from_seed
 from medledger.core.identity.did_key import did_from_public_key, public_key_from_did
 from medledger.errors import InvalidInputError, SignatureError
 
 ED25519_SEED_SIZE = 32
 ED25519_SIGNATURE_SIZE = 64
+#: HKDF ``info`` of the encryption-key seed: a distinct label per key derived from the seed.
+ENCRYPTION_KEY_INFO: Final = b"medledger/encryption-key/v1"
 
 
 class ParticipantKey:
@@ -109,3 +118,24 @@ def verify_signature(did: str, data: bytes, signature: bytes) -> None:
         Ed25519PublicKey.from_public_bytes(public_key).verify(signature, data)
     except (InvalidSignature, ValueError) as e:
         raise SignatureError(f"signature by {did} does not verify") from e
+
+
+def encryption_keypair(key: ParticipantKey) -> X25519KeyPair:
+    """The participant's X25519 encryption key pair, derived from its signing key's seed.
+
+    1. ``seed' = HKDF-SHA256(ikm=seed, salt=None, info=b"medledger/encryption-key/v1",
+       length=32)`` (RFC 5869);
+    2. ``x25519_from_seed(seed')`` (RFC 9180 §7.1.3 ``DeriveKeyPair``).
+
+    Deterministic and pure: the participant's key file (one seed) is the one backup of both keys.
+    The HKDF label separates the domains, so the Ed25519 and X25519 keys are independent: neither
+    reveals anything about the other, and no signature is ever an X25519 operation. Rotating the
+    encryption key means publishing a new one (``participant.set_encryption_key``); a later
+    change can add a random, separately stored encryption key for that.
+    """
+    if not isinstance(key, ParticipantKey):
+        raise InvalidInputError("not a ParticipantKey", parameter="key")
+    seed = HKDF(
+        algorithm=hashes.SHA256(), length=SEED_SIZE, salt=None, info=ENCRYPTION_KEY_INFO
+    ).derive(key.export_seed())
+    return x25519_from_seed(seed)

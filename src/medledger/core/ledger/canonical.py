@@ -79,3 +79,16 @@ def canonical(value: JSON) -> bytes:
 
 def domain_hash(domain: bytes, value: Mapping[str, JSON]) -> bytes:
     return hashlib.sha256(domain + canonical(dict(value))).digest()
+
+
+def canonical_document(value: JSON) -> bytes:
+    """RFC 8785 bytes of an off-chain document (a FHIR resource), floats included.
+
+    Ledger objects use the restricted model above; clinical documents carry FHIR decimals,
+    which RFC 8785 serialises as ECMAScript numbers. ``InvalidInputError`` for values JSON
+    cannot hold (NaN, infinities, lone surrogates).
+    """
+    try:
+        return rfc8785.dumps(value)
+    except (TypeError, ValueError, rfc8785.CanonicalizationError) as e:
+        raise InvalidInputError("the document cannot be canonicalised", parameter="content") from e

@@ -430,5 +430,15 @@ def chain_verify(home: HomeOption = Path(".medledger")) -> None:
     )
 
 
+def _register_subcommands() -> None:
+    from medledger.entrypoints.cli import records_cmd, recovery
+
+    records_cmd.register(app)
+    recovery.register(keys_app)
+
+
+_register_subcommands()
+
+
 def main() -> None:  # pragma: no cover - console script shim
     app()

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 
 from medledger import __version__
 from medledger.bootstrap import Node
-from medledger.entrypoints.http import errors, ledger_routes, log_routes
+from medledger.entrypoints.http import errors, ledger_routes, log_routes, records_routes
 from medledger.entrypoints.http.home import render_home
 from medledger.errors import AccessDeniedError, MedledgerError
 
@@ -88,6 +88,15 @@ def create_app(
             state_scan=lambda prefix, after, limit: node.ledger_store.state_scan(
                 prefix, after=after, limit=limit
             ),
+            authorize=authorize,
+        )
+    )
+
+    app.include_router(
+        records_routes.router(
+            records=node.records,
+            blobs=node.blobs,
+            network=node.genesis.network,
             authorize=authorize,
         )
     )

@@ -4,7 +4,10 @@ What this module handles:
 
 - ``Participant``, the record at ``participant/<did>``: its invariants (closed kinds and role
   vocabularies; only practitioners belong to an organization; only organizations carry a name,
-  people never do), its canonical bytes, and reading it back from the state;
+  people never do; its ``enc_key``, if any, is a usable X25519 public key), its canonical bytes,
+  and reading it back from the state;
+- ``parse_enc_key``: an X25519 public key (RFC 7748) as published on the ledger -- 64 lowercase
+  hex, the canonical encoding of a point that is not of low order;
 - ``require_sender``, the first check of every contract after parsing ("the sender is an
   active participant"), and ``acting_org``, the organization a participant acts for;
 - ``Fields``: reads a transaction payload field by field and refuses anything else (a missing,
@@ -22,6 +25,8 @@ import unicodedata
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, TypeGuard
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
 from medledger.core.identity.did_key import is_did_key
 from medledger.core.ledger.canonical import JSON, MAX_SAFE_INTEGER, canonical
@@ -62,6 +67,11 @@ SENDER_NOT_REGISTERED: Final = "sender_not_registered"
 
 HEX64: Final = re.compile(r"[0-9a-f]{64}")
 
+#: The X25519 field prime, 2^255 - 19 (RFC 7748 §4.1).
+_X25519_P: Final = 2**255 - 19
+#: Any fixed scalar: after clamping (RFC 7748 §5) its product with a low-order point is zero.
+_LOW_ORDER_PROBE: Final = X25519PrivateKey.from_private_bytes(b"\x01" * 32)
+
 
 def participant_key(did: str) -> str:
     return f"{PARTICIPANT_PREFIX}{did}"
@@ -97,9 +107,38 @@ def check_name(name: str) -> None:
         )
 
 
+def parse_enc_key(value: object) -> str:
+    """An X25519 public key as the ledger holds it; ``InvalidInputError`` naming ``enc_key``.
+
+    1. 64 lowercase hex characters: 32 bytes;
+    2. the canonical encoding of a u-coordinate (RFC 7748 §5): the top bit clear and u < p, so
+       one key has exactly one spelling on the ledger;
+    3. not a low-order point: the X25519 of a fixed scalar with it is not all zeros (RFC 7748
+       §6.1, RFC 9180 §7.1.4), so a wrap to it would not be a wrap to nobody.
+    """
+    if not isinstance(value, str) or not HEX64.fullmatch(value):
+        raise InvalidInputError("enc_key: must be 64 lowercase hex characters", parameter="enc_key")
+    raw = bytes.fromhex(value)
+    if int.from_bytes(raw, "little") >= _X25519_P:
+        raise InvalidInputError(
+            "enc_key: not the canonical encoding of an X25519 public key", parameter="enc_key"
+        )
+    try:
+        _LOW_ORDER_PROBE.exchange(X25519PublicKey.from_public_bytes(raw))
+    except ValueError as e:  # OpenSSL refuses an all-zero shared secret
+        raise InvalidInputError(
+            "enc_key: a low-order point, not a usable X25519 public key", parameter="enc_key"
+        ) from e
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class Participant:
-    """The state record ``participant/<did>``; a ``Participant`` that exists is well formed."""
+    """The state record ``participant/<did>``; a ``Participant`` that exists is well formed.
+
+    ``enc_key`` is the X25519 public key (hex) the participant receives wrapped data keys under,
+    or None until it publishes one (``participant.set_encryption_key``).
+    """
 
     did: str
     kind: str
@@ -110,6 +149,7 @@ class Participant:
     active: bool
     registered_by: str
     registered_at: int
+    enc_key: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.did, str) or not is_did_key(self.did):
@@ -117,6 +157,22 @@ class Participant:
         if self.kind not in KINDS:
             raise InvalidInputError(f"kind: must be one of {', '.join(KINDS)}", parameter="kind")
         object.__setattr__(self, "roles", parse_roles(self.kind, self.roles))
+        self._check_organization_and_name()
+        if not isinstance(self.authority, bool) or (self.authority and self.kind != ORGANIZATION):
+            raise InvalidInputError(
+                "authority: only an organization can be one", parameter="authority"
+            )
+        if not isinstance(self.active, bool):
+            raise InvalidInputError("active: must be a boolean", parameter="active")
+        if self.registered_by != GENESIS_REGISTRAR and not is_did_key(self.registered_by):
+            raise InvalidInputError("registered_by: must be a did:key", parameter="registered_by")
+        if not _is_int(self.registered_at, 0, MAX_SAFE_INTEGER):
+            raise InvalidInputError("registered_at: must be a height", parameter="registered_at")
+        if self.enc_key is not None:
+            parse_enc_key(self.enc_key)
+
+    def _check_organization_and_name(self) -> None:
+        """Only a practitioner belongs to an organization; only an organization has a name."""
         if self.kind == PRACTITIONER:
             if not isinstance(self.organization, str) or not is_did_key(self.organization):
                 raise InvalidInputError(
@@ -135,16 +191,6 @@ class Participant:
             raise InvalidInputError(
                 f"name: only organizations carry a name, never a {self.kind}", parameter="name"
             )
-        if not isinstance(self.authority, bool) or (self.authority and self.kind != ORGANIZATION):
-            raise InvalidInputError(
-                "authority: only an organization can be one", parameter="authority"
-            )
-        if not isinstance(self.active, bool):
-            raise InvalidInputError("active: must be a boolean", parameter="active")
-        if self.registered_by != GENESIS_REGISTRAR and not is_did_key(self.registered_by):
-            raise InvalidInputError("registered_by: must be a did:key", parameter="registered_by")
-        if not _is_int(self.registered_at, 0, MAX_SAFE_INTEGER):
-            raise InvalidInputError("registered_at: must be a height", parameter="registered_at")
 
     @property
     def is_authority(self) -> bool:
@@ -161,6 +207,7 @@ class Participant:
             "active": self.active,
             "registered_by": self.registered_by,
             "registered_at": self.registered_at,
+            "enc_key": self.enc_key,
         }
 
     def to_state(self) -> bytes:

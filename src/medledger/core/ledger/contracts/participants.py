@@ -24,7 +24,15 @@ Transaction types and their steps (each step raises ``ContractError`` with the r
   6. the participant is still active (``participant_inactive``); new roles must fit its kind
      (``invalid_payload``).
 
-Registration never makes an authority. State: ``participant/<did>`` (``common.Participant``).
+``participant.set_encryption_key`` ``{"enc_key"}``: the sender publishes (or replaces) the X25519
+public key that data keys are wrapped to for it (``medledger.core.crypto.key_wrap``)
+  1. parse: 64 lowercase hex, the canonical encoding of an X25519 point of more than low order
+     (``common.parse_enc_key``; ``invalid_payload``); the payload names no participant, so a
+     participant only ever sets its own key;
+  2. the sender is an active participant (``sender_not_registered``).
+
+Registration never makes an authority, and starts with no encryption key (``enc_key`` null), as
+do the genesis authorities. State: ``participant/<did>`` (``common.Participant``).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ from medledger.core.ledger.contracts.common import (
     PRACTITIONER,
     Fields,
     Participant,
+    parse_enc_key,
     participant_key,
     read_participant,
     require_sender,
@@ -53,6 +62,7 @@ from medledger.errors import InvalidInputError
 REGISTER: Final = "participant.register"
 UPDATE_ROLES: Final = "participant.update_roles"
 DEACTIVATE: Final = "participant.deactivate"
+SET_ENCRYPTION_KEY: Final = "participant.set_encryption_key"
 
 NOT_AUTHORITY: Final = "not_authority"
 NOT_ORGANIZATION: Final = "not_organization"
@@ -67,11 +77,11 @@ _MAX_ROLES = 16
 
 
 class ParticipantsContract:
-    """Registers organizations, practitioners and patients; changes roles; deactivates."""
+    """Registers participants, changes roles, deactivates; each publishes its encryption key."""
 
     name: Final = "participants"
     namespace: Final = PARTICIPANT_PREFIX
-    tx_types: Final = frozenset({REGISTER, UPDATE_ROLES, DEACTIVATE})
+    tx_types: Final = frozenset({REGISTER, UPDATE_ROLES, DEACTIVATE, SET_ENCRYPTION_KEY})
 
     def apply(self, tx: Transaction, state: StateReader, ctx: BlockContext) -> Writes:
         if tx.type == REGISTER:
@@ -80,6 +90,8 @@ class ParticipantsContract:
             return _update_roles(tx, state)
         if tx.type == DEACTIVATE:
             return _deactivate(tx, state)
+        if tx.type == SET_ENCRYPTION_KEY:
+            return _set_encryption_key(tx, state)
         raise ContractError("unknown_type", f"the participants contract has no {tx.type}")
 
 
@@ -142,6 +154,17 @@ def _deactivate(tx: Transaction, state: StateReader) -> Writes:
         raise ContractError(NOT_ALLOWED, "an authority is removed by governance, not here")
     _require_active(target)
     return {participant_key(did): dataclasses.replace(target, active=False).to_state()}
+
+
+def _set_encryption_key(tx: Transaction, state: StateReader) -> Writes:
+    Fields(tx.payload, required=("enc_key",))
+    try:
+        enc_key = parse_enc_key(tx.payload["enc_key"])
+    except InvalidInputError as e:
+        raise ContractError(INVALID_PAYLOAD, str(e)) from e
+    sender = require_sender(state, tx.sender)
+    updated = dataclasses.replace(sender, enc_key=enc_key)
+    return {participant_key(sender.did): updated.to_state()}
 
 
 def _managed_participant(tx: Transaction, state: StateReader, did: str) -> Participant:

@@ -1,0 +1,1 @@
+"""Access decisions and access events (pure)."""

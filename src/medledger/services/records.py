@@ -1,0 +1,327 @@
+"""Off-chain records: encrypt, store and anchor; read and release keys under the access
+policy; erase by crypto-shredding.
+
+Handles, per use case:
+- ``put``: a fresh data key, nonce and salt per version; AES-256-GCM with AAD binding the
+  record; the ciphertext stored by CID; the salted commitment and CID anchored on the ledger
+  (a ``record.anchor`` transaction signed by this node, the custodian); the data key kept only
+  as HPKE wraps (to this node's encryption key and to the patient's, if published). Key
+  material is saved before the anchor is submitted and becomes readable only once the anchor
+  committed; ``reconcile`` settles versions a crash left in between.
+- ``read`` / ``release_key``: the access policy decides (deny by default), every decision is
+  an access event; a read checks the blob's CID and the salted commitment against the ledger.
+  A key release wraps the data key to the requester's per-session ephemeral key, at that
+  moment: a later denial yields no new releases.
+- ``erase``: shreds salts and wraps, deletes the ciphertexts, then records a tombstone.
+Not handled here: randomness and clocks (parameters), storage (ports), who the requester is
+(the HTTP edge verifies signed requests).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from medledger.core.access.custodial import (
+    AccessDecision,
+    AccessEvent,
+    AccessRequest,
+    evaluate_custodial_access,
+)
+from medledger.core.crypto.key_wrap import WrapInfo, X25519KeyPair, unwrap_key, wrap_key
+from medledger.core.crypto.record_cipher import (
+    RecordAad,
+    open_record,
+    salted_commitment,
+    seal_record,
+    verify_commitment,
+)
+from medledger.core.identity.keys import ParticipantKey
+from medledger.core.ledger.envelope import sign_transaction
+from medledger.core.ledger.tx import Transaction
+from medledger.errors import (
+    AccessDeniedError,
+    ConflictError,
+    InvalidInputError,
+    MedledgerError,
+    NotFoundError,
+    TamperError,
+)
+from medledger.ports import BlobStore, KeyedVersion
+from medledger.services.ledger import LedgerNode
+
+TX_TTL_S = 120
+ANCHOR_WAIT_S = 30.0
+
+
+class KeyVault(Protocol):
+    def save_pending(self, version: KeyedVersion, wraps: list[tuple[str, bytes]]) -> None: ...
+    def mark_anchored(self, patient: str, record_id: str, version: int) -> None: ...
+    def drop_version(self, patient: str, record_id: str, version: int) -> None: ...
+    def version(self, patient: str, record_id: str, version: int) -> KeyedVersion | None: ...
+    def pending(self) -> list[KeyedVersion]: ...
+    def shred(self, patient: str, record_id: str) -> list[str]: ...
+    def record_event(self, event: AccessEvent) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PutResult:
+    patient: str
+    record_id: str
+    version: int
+    cid: str
+    tx_id: str
+    height: int
+    log_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    version: int
+    resource_type: str
+    cid: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRelease:
+    version: int
+    resource_type: str
+    cid: str
+    salt: bytes
+    wrap: bytes
+    grant: str
+
+
+class RecordService:
+    def __init__(
+        self,
+        *,
+        ledger: LedgerNode,
+        vault: KeyVault,
+        blobs: BlobStore,
+        node_key: ParticipantKey,
+        node_encryption: X25519KeyPair,
+        random_bytes: Callable[[int], bytes],
+    ) -> None:
+        self._ledger = ledger
+        self._vault = vault
+        self._blobs = blobs
+        self._node_key = node_key
+        self._node_enc = node_encryption
+        self._random = random_bytes
+        self._put_lock = threading.Lock()
+
+    # --- ledger state -----------------------------------------------------------------------
+    def _state(self, key: str) -> dict[str, Any] | None:
+        raw = self._ledger.state_get(key)
+        if raw is None:
+            return None
+        value = json.loads(raw)
+        return value if isinstance(value, dict) else None
+
+    def _head(self, patient: str, record_id: str) -> dict[str, Any] | None:
+        return self._state(f"record/{patient}/{record_id}")
+
+    def _submit(self, tx_type: str, payload: dict[str, Any], now_s: int) -> tuple[str, Any]:
+        tx = Transaction(
+            network=self._ledger.network,
+            type=tx_type,
+            payload=payload,
+            sender=self._node_key.did,
+            nonce=self._random(18).hex(),
+            expires=now_s + TX_TTL_S,
+        )
+        stx = sign_transaction(tx, self._node_key.sign)
+        self._ledger.submit(stx.wire, now_s)
+        status = self._ledger.wait(stx.tx_id, ANCHOR_WAIT_S)
+        return stx.tx_id.hex(), status
+
+    def publish_encryption_key(self, now_s: int) -> None:
+        """Make sure this node's encryption key is on the ledger (recipients need it)."""
+        me = self._state(f"participant/{self._node_key.did}")
+        if me is not None and me.get("enc_key") == self._node_enc.public_key.hex():
+            return
+        _, status = self._submit(
+            "participant.set_encryption_key", {"enc_key": self._node_enc.public_key.hex()}, now_s
+        )
+        if not status.ok:
+            raise ConflictError(f"could not publish the node's encryption key: {status.reason}")
+
+    # --- put --------------------------------------------------------------------------------
+    def put(
+        self, *, patient: str, record_id: str, resource_type: str, content: bytes, now_s: int
+    ) -> PutResult:
+        """Encrypt, store and anchor a new version of a record."""
+        with self._put_lock:
+            head = self._head(patient, record_id)
+            if head is not None and head.get("tombstoned"):
+                raise ConflictError("the record was erased")
+            version = 1 if head is None else int(head["version"]) + 1
+            if head is not None and head.get("resource_type") != resource_type:
+                raise InvalidInputError("resource type cannot change", parameter="resource_type")
+            aad = RecordAad(record_id, version, resource_type, patient)
+            data_key, nonce, salt = self._random(32), self._random(12), self._random(32)
+            blob = seal_record(content, data_key, nonce, aad)
+            cid = self._blobs.put(blob)
+            wraps = self._wraps(data_key, patient, record_id, version)
+            stored = KeyedVersion(
+                patient=patient,
+                record_id=record_id,
+                version=version,
+                resource_type=resource_type,
+                cid=cid,
+                salt=salt,
+                node_wrap=dict(wraps)[self._node_key.did],
+                anchored=False,
+            )
+            self._vault.save_pending(stored, wraps)
+            payload = {
+                "patient": patient,
+                "record_id": record_id,
+                "resource_type": resource_type,
+                "version": version,
+                "commitment": salted_commitment(salt, content).hex(),
+                "cid": cid,
+                "prev": None if head is None else head["hash"],
+            }
+            try:
+                tx_id, status = self._submit("record.anchor", payload, now_s)
+            except MedledgerError:
+                self._abandon(patient, record_id, version, cid)
+                raise
+            if status.status != "committed" or not status.ok:
+                self._abandon(patient, record_id, version, cid)
+                raise ConflictError(f"the record was not anchored: {status.reason}")
+            self._vault.mark_anchored(patient, record_id, version)
+            return PutResult(
+                patient, record_id, version, cid, tx_id, int(status.height), int(status.log_index)
+            )
+
+    def _wraps(
+        self, data_key: bytes, patient: str, record_id: str, version: int
+    ) -> list[tuple[str, bytes]]:
+        """The node's own wrap, and the patient's if the patient published a key."""
+        node = self._node_key.did
+        wraps = [
+            (
+                node,
+                wrap_key(
+                    data_key,
+                    self._node_enc.public_key,
+                    WrapInfo(record_id, version, node, "custodian"),
+                ),
+            )
+        ]
+        published = (self._state(f"participant/{patient}") or {}).get("enc_key")
+        if isinstance(published, str):
+            info = WrapInfo(record_id, version, patient, "patient")
+            wraps.append((patient, wrap_key(data_key, bytes.fromhex(published), info)))
+        return wraps
+
+    def _abandon(self, patient: str, record_id: str, version: int, cid: str) -> None:
+        self._vault.drop_version(patient, record_id, version)
+        self._blobs.delete(cid)
+
+    def reconcile(self) -> int:
+        """Settle versions a crash left between saving keys and the anchor's commit."""
+        settled = 0
+        for pending in self._vault.pending():
+            anchored = self._state(
+                f"record/{pending.patient}/{pending.record_id}/{pending.version}"
+            )
+            if anchored is not None and anchored.get("cid") == pending.cid:
+                self._vault.mark_anchored(pending.patient, pending.record_id, pending.version)
+            else:
+                self._abandon(pending.patient, pending.record_id, pending.version, pending.cid)
+            settled += 1
+        return settled
+
+    # --- read and key release ---------------------------------------------------------------
+    def _decide(
+        self, request: AccessRequest, head: dict[str, Any] | None, version: int | None, now_ms: int
+    ) -> AccessDecision:
+        decision = evaluate_custodial_access(
+            request, None if head is None else head.get("author_org"), self._ledger.state_reader()
+        )
+        self._vault.record_event(
+            AccessEvent(
+                now_ms,
+                request.requester,
+                request.patient,
+                request.record_id,
+                version,
+                request.action,
+                request.purpose,
+                decision.permit,
+                decision.reasons,
+            )
+        )
+        return decision
+
+    def _authorised_version(
+        self, request: AccessRequest, version: int | None, now_ms: int
+    ) -> tuple[AccessDecision, KeyedVersion, dict[str, Any]]:
+        head = self._head(request.patient, request.record_id)
+        decision = self._decide(request, head, version, now_ms)
+        if not decision.permit:
+            raise AccessDeniedError(f"access denied: {', '.join(decision.reasons)}")
+        if head is None or head.get("tombstoned"):
+            raise NotFoundError("no such record (or it was erased)")
+        number = int(head["version"]) if version is None else version
+        anchored = self._state(f"record/{request.patient}/{request.record_id}/{number}")
+        stored = self._vault.version(request.patient, request.record_id, number)
+        if anchored is None or stored is None or not stored.anchored:
+            raise NotFoundError("no such version held by this node")
+        if anchored.get("cid") != stored.cid:
+            raise TamperError("the stored ciphertext is not the one anchored on the ledger")
+        return decision, stored, anchored
+
+    def read(self, request: AccessRequest, version: int | None, now_ms: int) -> ReadResult:
+        """Decrypt a version for a permitted requester; verify CID and commitment."""
+        _, stored, anchored = self._authorised_version(request, version, now_ms)
+        aad = RecordAad(request.record_id, stored.version, stored.resource_type, request.patient)
+        info = WrapInfo(request.record_id, stored.version, self._node_key.did, "custodian")
+        data_key = unwrap_key(stored.node_wrap, self._node_enc.private_key, info)
+        content = open_record(self._blobs.get(stored.cid), data_key, aad)
+        verify_commitment(stored.salt, content, bytes.fromhex(str(anchored["commitment"])))
+        return ReadResult(stored.version, stored.resource_type, stored.cid, content)
+
+    def release_key(
+        self, request: AccessRequest, version: int | None, session_key: bytes, now_ms: int
+    ) -> KeyRelease:
+        """Wrap a version's data key to the requester's ephemeral session key, if permitted."""
+        decision, stored, _ = self._authorised_version(request, version, now_ms)
+        info = WrapInfo(request.record_id, stored.version, self._node_key.did, "custodian")
+        data_key = unwrap_key(stored.node_wrap, self._node_enc.private_key, info)
+        grant = decision.basis or "unknown"
+        release = WrapInfo(request.record_id, stored.version, request.requester, grant)
+        wrap = wrap_key(data_key, session_key, release)
+        return KeyRelease(
+            stored.version, stored.resource_type, stored.cid, stored.salt, wrap, grant
+        )
+
+    # --- erasure ----------------------------------------------------------------------------
+    def erase(self, request: AccessRequest, now_ms: int) -> dict[str, Any]:
+        """GDPR art. 17 by crypto-shredding, then a tombstone on the ledger."""
+        head = self._head(request.patient, request.record_id)
+        decision = self._decide(request, head, None, now_ms)
+        if not decision.permit:
+            raise AccessDeniedError(f"erasure refused: {', '.join(decision.reasons)}")
+        if head is None:
+            raise NotFoundError("no such record")
+        cids = self._vault.shred(request.patient, request.record_id)
+        for cid in cids:
+            self._blobs.delete(cid)
+        if head.get("tombstoned"):
+            return {"erased_versions": len(cids), "tombstone": None}
+        payload = {"patient": request.patient, "record_id": request.record_id, "reason": "erasure"}
+        tx_id, status = self._submit("record.tombstone", payload, now_ms // 1000)
+        if status.status != "committed" or not status.ok:
+            raise ConflictError(
+                f"key material destroyed, but the tombstone failed: {status.reason}"
+            )
+        return {"erased_versions": len(cids), "tombstone": tx_id, "height": status.height}
