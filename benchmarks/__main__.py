@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick]``: run the suite, write results/log.json and results/log.md."""
+"""``python -m benchmarks [--quick] [--only log|ledger]``: run the log suite, then the ledger
+benchmark; write results/log.{json,md} and results/ledger.{json,md}."""
 
 from __future__ import annotations
 
@@ -19,19 +20,26 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from benchmarks import machine, report
+from benchmarks import ledger, ledger_targets, machine, report
 from benchmarks.config import FULL, QUICK
+from benchmarks.ledger_config import FULL as LEDGER_FULL
+from benchmarks.ledger_config import QUICK as LEDGER_QUICK
 from benchmarks.results import SuiteResult
 from benchmarks.suite import run_suite
-from benchmarks.targets import evaluate
+from benchmarks.targets import Target, evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="10^4 entries only (smoke test)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="where log.json/log.md go")
+    parser.add_argument(
+        "--quick", action="store_true", help="10^4 entries, a few thousand transactions (smoke)"
+    )
+    parser.add_argument(
+        "--only", choices=("log", "ledger"), help="run one benchmark (default: log, then ledger)"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where the result files go")
     return parser.parse_args()
 
 
@@ -46,16 +54,14 @@ def _progress(console: Console) -> Progress:
     )
 
 
-def _targets_table(result: SuiteResult) -> Table:
-    table = Table("target", "measured", "result", title="Targets (details in log.md)")
-    for t in evaluate(result):
+def _targets_table(targets: list[Target], where: str) -> Table:
+    table = Table("target", "measured", "result", title=f"Targets (details in {where})")
+    for t in targets:
         table.add_row(t.goal, t.measured, "[green]met" if t.met else "[red]not met")
     return table
 
 
-def main() -> None:
-    args = _parse_args()
-    console = Console()
+def _run_log(args: argparse.Namespace, console: Console) -> None:
     config = QUICK if args.quick else FULL
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="medledger-bench-") as tmp:
@@ -71,8 +77,35 @@ def main() -> None:
     result.wall_seconds = time.monotonic() - began
     result.machine["contention_at_end"] = machine.contention()
     json_path, md_path = report.write(result, args.out)
-    console.print(_targets_table(result))
+    console.print(_targets_table(evaluate(result), "log.md"))
     console.print(f"wrote {json_path} and {md_path} ({result.wall_seconds:.0f} s)")
+
+
+def _run_ledger(args: argparse.Namespace, console: Console) -> None:
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="medledger-bench-ledger-") as tmp:
+        work = Path(tmp)
+        result = ledger.new_result(
+            LEDGER_QUICK if args.quick else LEDGER_FULL,
+            mode="quick" if args.quick else "full",
+            date=datetime.now(UTC).isoformat(timespec="seconds"),
+            work=work,
+        )
+        ledger.run_ledger(result, work, console.print)
+    result.wall_seconds = time.monotonic() - began
+    result.machine["contention_at_end"] = machine.contention()
+    json_path, md_path = ledger.write(result, args.out)
+    console.print(_targets_table(ledger_targets.evaluate(result), "ledger.md"))
+    console.print(f"wrote {json_path} and {md_path} ({result.wall_seconds:.0f} s)")
+
+
+def main() -> None:
+    args = _parse_args()
+    console = Console()
+    if args.only in (None, "log"):
+        _run_log(args, console)
+    if args.only in (None, "ledger"):
+        _run_ledger(args, console)
 
 
 main()
