@@ -72,7 +72,7 @@ def canonical(value: JSON) -> bytes:
         text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
     except (TypeError, ValueError):
         return rfc8785.dumps(value)
-    if text and max(text) > "\ud7ff":
+    if text and not text.isascii() and max(text) > "\ud7ff":
         return rfc8785.dumps(value)
     return text.encode("utf-8")
 

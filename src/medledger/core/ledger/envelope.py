@@ -178,11 +178,13 @@ def _wire(message: bytes, tx: Transaction, sig_text: str) -> bytes:
     between ``sender`` and ``type``: the wire is the body with ``,"sig":"..."`` inserted
     before its last two members, ``"type"`` and ``"v"`` (``WIRE_KEYS``).
     """
-    tail = b',"type":' + canonical(tx.type) + b',"v":' + canonical(tx.version) + b"}"
+    # type, version and sig_text match ASCII-only patterns with nothing to escape, so their
+    # canonical form is the plain quoted text (no canonicalisation call on the hot path).
+    tail = b',"type":"' + tx.type.encode() + b'","v":' + str(tx.version).encode() + b"}"
     body = message[len(DOMAIN_TX) :]
     if not body.endswith(tail):  # unreachable for a Transaction; never guess
         raise InvalidInputError("body does not end with type and v", parameter="transaction")
-    return body[: -len(tail)] + b',"sig":' + canonical(sig_text) + tail
+    return body[: -len(tail)] + b',"sig":"' + sig_text.encode() + b'"' + tail
 
 
 def sign_transaction(tx: Transaction, sign: Callable[[bytes], bytes]) -> SignedTransaction:

@@ -19,6 +19,7 @@ Not handled here: which participant may do what (each contract's business). Pure
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -215,7 +216,14 @@ class Participant:
 
     @classmethod
     def from_state(cls, raw: bytes) -> Participant:
-        """Read back what ``to_state`` wrote; anything else is ``TamperError``."""
+        """Read back what ``to_state`` wrote; anything else is ``TamperError``.
+
+        Memoised on the exact bytes (a frozen value fully determined by them, read ~2 times
+        per transaction); errors are not cached."""
+        return _participant_from_state(raw)
+
+    @classmethod
+    def _parse_state(cls, raw: bytes) -> Participant:
         obj = load_state_object(raw)
         if set(obj) != _PARTICIPANT_FIELDS or not isinstance(obj["roles"], list):
             raise TamperError("a participant record has the wrong fields")
@@ -226,6 +234,11 @@ class Participant:
 
 
 _PARTICIPANT_FIELDS: Final = frozenset(Participant.__dataclass_fields__)
+
+
+@functools.lru_cache(maxsize=4096)
+def _participant_from_state(raw: bytes) -> Participant:
+    return Participant._parse_state(raw)
 
 
 def load_state_object(raw: bytes) -> dict[str, JSON]:
