@@ -141,6 +141,15 @@ class LedgerClient:
         result: dict[str, Any] = self._get(f"/ledger/records/{patient}/{record_id}").json()
         return result
 
+    def escrow(self, escrow_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._get(f"/ledger/escrows/{escrow_id}").json()
+        return result
+
+    def escrow_request(self, escrow_id: str, request_id: str) -> dict[str, Any]:
+        path = f"/ledger/escrows/{escrow_id}/requests/{request_id}"
+        result: dict[str, Any] = self._get(path).json()
+        return result
+
     def network(self) -> str:
         return str(self._get("/healthz").json()["network"])
 

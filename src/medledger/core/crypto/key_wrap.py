@@ -246,3 +246,39 @@ def _check_size(value: object, size: int, parameter: str) -> None:
 def _check_info(info: object) -> None:
     if not isinstance(info, WrapInfo):
         raise InvalidInputError("info must be a WrapInfo", parameter="info")
+
+
+#: A sealed message (an escrow share's text) is small: refuse anything larger.
+MAX_SEALED_MESSAGE = 1024
+
+
+def seal_message(message: bytes, recipient_public_key: bytes, info: bytes) -> bytes:
+    """HPKE-seal a short message (e.g. a Shamir share's text) with the same suite as wraps.
+
+    ``info`` is the caller's domain-separated binding (e.g. ``escrow.share_wrap_info``).
+    """
+    if not 0 < len(message) <= MAX_SEALED_MESSAGE:
+        raise InvalidInputError("a sealed message is 1..1024 bytes", parameter="message")
+    _check_size(recipient_public_key, X25519_KEY_SIZE, "recipient_public_key")
+    public_key = X25519PublicKey.from_public_bytes(recipient_public_key)
+    try:
+        return _SUITE.encrypt(message, public_key, info=info)
+    except ValueError as e:
+        raise InvalidInputError(
+            "recipient_public_key is not a usable X25519 key", parameter="recipient_public_key"
+        ) from e
+
+
+def open_message(sealed: bytes, recipient_private_key: bytes, info: bytes) -> bytes:
+    """Open ``seal_message``'s output for exactly this ``info``; one opaque failure."""
+    _check_size(recipient_private_key, X25519_KEY_SIZE, "recipient_private_key")
+    if not isinstance(sealed, bytes) or len(sealed) > MAX_SEALED_MESSAGE + ENC_SIZE + TAG_SIZE:
+        _fail()
+    private_key = X25519PrivateKey.from_private_bytes(recipient_private_key)
+    try:
+        message: bytes | None = _SUITE.decrypt(sealed, private_key, info=info)
+    except (InvalidTag, ValueError):
+        message = None
+    if message is None:
+        _fail()
+    return message

@@ -434,9 +434,10 @@ def chain_verify(home: HomeOption = Path(".medledger")) -> None:
 
 
 def _register_subcommands() -> None:
-    from medledger.entrypoints.cli import records_cmd, recovery
+    from medledger.entrypoints.cli import escrow_cmd, records_cmd, recovery
 
     records_cmd.register(app)
+    escrow_cmd.register(app)
     recovery.register(keys_app)
 
 

@@ -199,6 +199,20 @@ def router(
                 versions.append(json.loads(raw))
         return {"head": head, "versions": versions}
 
+    @r.get("/escrows/{escrow_id}", summary="An organization's key escrow")
+    async def escrow(escrow_id: str) -> dict[str, Any]:
+        if not _BATCH_ID.fullmatch(escrow_id):
+            raise InvalidInputError("escrow_id is malformed", parameter="escrow_id")
+        return _state_value(await run_in_threadpool(state_get, f"escrow/{escrow_id}"), "escrow")
+
+    @r.get("/escrows/{escrow_id}/requests/{request_id}", summary="An escrow release request")
+    async def escrow_request(escrow_id: str, request_id: str) -> dict[str, Any]:
+        for name, value in (("escrow_id", escrow_id), ("request_id", request_id)):
+            if not _BATCH_ID.fullmatch(value):
+                raise InvalidInputError(f"{name} is malformed", parameter=name)
+        key = f"escrow-request/{escrow_id}/{request_id}"
+        return _state_value(await run_in_threadpool(state_get, key), "escrow request")
+
     @r.get("/access-batches/{batch_id}", summary="An anchored access-event batch")
     async def access_batch(batch_id: str) -> dict[str, Any]:
         if not _BATCH_ID.fullmatch(batch_id):

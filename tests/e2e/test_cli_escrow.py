@@ -1,0 +1,302 @@
+"""An organization's emergency key escrow through the real CLI against a served node:
+k custodian approvals on the ledger release the key; k-1 do not; misuse is refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from medledger.adapters.keystore import read_key_file
+from medledger.client import LedgerClient, new_transaction
+
+from .conftest import MEDLEDGER, DemoLedgerNode
+
+DEMO_PASSPHRASE = "medledger-demo"
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*MEDLEDGER, *args],
+        env={**os.environ, "MEDLEDGER_PASSPHRASE": DEMO_PASSPHRASE},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def refused(result: subprocess.CompletedProcess[str], words: str) -> None:
+    assert result.returncode != 0
+    assert words in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.fixture(scope="module")
+def escrow_world(demo_ledger_node: DemoLedgerNode, tmp_path_factory: pytest.TempPathFactory):
+    node = demo_ledger_node
+    keys = node.keys
+    with LedgerClient(node.url) as client:
+        for name, role in (
+            ("officer-hospital", "privacy-officer"),
+            ("dr-house", "physician"),
+            ("nurse-joy", "nurse"),
+        ):
+            payload = {
+                "did": keys[name].did,
+                "kind": "practitioner",
+                "roles": [role],
+                "organization": keys["hospital"].did,
+            }
+            stx = new_transaction(
+                keys["hospital"],
+                network=node.network,
+                tx_type="participant.register",
+                payload=payload,
+                now_s=int(time.time()),
+            )
+            result = client.submit(stx)
+            assert result["ok"] or result["reason"] == "already_registered", result
+    work = tmp_path_factory.mktemp("escrow")
+    ok(run("keys", "new", "--out", str(work / "escrowed.key")))
+    return node, work
+
+
+def test_two_of_three_custodian_approvals_release_the_key(escrow_world) -> None:
+    node, work = escrow_world
+    k = node.home / "demo-keys"
+    url = node.url
+    custodians = [node.keys[n].did for n in ("officer-hospital", "dr-house", "nurse-joy")]
+    args = [f"--custodian={c}" for c in custodians]
+    ok(
+        run(
+            "escrow",
+            "create",
+            "--node",
+            url,
+            "--key",
+            str(k / "hospital.key"),
+            "--escrowed-key",
+            str(work / "escrowed.key"),
+            *args,
+            "--threshold",
+            "2",
+            "--escrow-id",
+            "esc-test-0001",
+            "--out-dir",
+            str(work),
+        )
+    )
+    shares = {
+        c: work / f"esc-test-0001-share-{i + 1}.txt" for i, c in enumerate(sorted(custodians))
+    }
+    assert all(p.exists() and (p.stat().st_mode & 0o077) == 0 for p in shares.values())
+
+    # An ordinary practitioner may not ask for the key; an authority (the clinic) may.
+    refused(
+        run(
+            "escrow",
+            "request",
+            "--node",
+            url,
+            "--key",
+            str(k / "nurse-joy.key"),
+            "--escrow-id",
+            "esc-test-0001",
+            "--request-id",
+            "req-nurse-1",
+        ),
+        "not_allowed",
+    )
+    ok(
+        run(
+            "escrow",
+            "request",
+            "--node",
+            url,
+            "--key",
+            str(k / "clinic.key"),
+            "--escrow-id",
+            "esc-test-0001",
+            "--request-id",
+            "req-00001",
+        )
+    )
+
+    officer, house = node.keys["officer-hospital"].did, node.keys["dr-house"].did
+    # A custodian with someone else's share file is stopped before anything is submitted.
+    refused(
+        run(
+            "escrow",
+            "approve",
+            "--node",
+            url,
+            "--key",
+            str(k / "dr-house.key"),
+            "--escrow-id",
+            "esc-test-0001",
+            "--request-id",
+            "req-00001",
+            "--share",
+            str(shares[officer]),
+        ),
+        "not yours",
+    )
+    # A non-custodian cannot approve.
+    refused(
+        run(
+            "escrow",
+            "approve",
+            "--node",
+            url,
+            "--key",
+            str(k / "dr-clinic.key"),
+            "--escrow-id",
+            "esc-test-0001",
+            "--request-id",
+            "req-00001",
+            "--share",
+            str(shares[officer]),
+        ),
+        "",
+    )
+    ok(
+        run(
+            "escrow",
+            "approve",
+            "--node",
+            url,
+            "--key",
+            str(k / "officer-hospital.key"),
+            "--escrow-id",
+            "esc-test-0001",
+            "--request-id",
+            "req-00001",
+            "--share",
+            str(shares[officer]),
+        )
+    )
+    # k - 1 approvals: nothing to recover yet.
+    refused(
+        run(
+            "escrow",
+            "recover",
+            "--node",
+            url,
+            "--key",
+            str(k / "clinic.key"),
+            "--escrow-id",
+            "esc-test-0001",
+            "--request-id",
+            "req-00001",
+            "--out",
+            str(work / "early.key"),
+        ),
+        "1 of 2 approvals",
+    )
+    assert not (work / "early.key").exists()
+    # The same custodian cannot approve twice.
+    refused(
+        run(
+            "escrow",
+            "approve",
+            "--node",
+            url,
+            "--key",
+            str(k / "officer-hospital.key"),
+            "--escrow-id",
+            "esc-test-0001",
+            "--request-id",
+            "req-00001",
+            "--share",
+            str(shares[officer]),
+        ),
+        "already_approved",
+    )
+    ok(
+        run(
+            "escrow",
+            "approve",
+            "--node",
+            url,
+            "--key",
+            str(k / "dr-house.key"),
+            "--escrow-id",
+            "esc-test-0001",
+            "--request-id",
+            "req-00001",
+            "--share",
+            str(shares[house]),
+        )
+    )
+    # Only the requester can open the released shares.
+    refused(
+        run(
+            "escrow",
+            "recover",
+            "--node",
+            url,
+            "--key",
+            str(k / "lab.key"),
+            "--escrow-id",
+            "esc-test-0001",
+            "--request-id",
+            "req-00001",
+            "--out",
+            str(work / "stolen.key"),
+        ),
+        "someone else",
+    )
+    out = ok(
+        run(
+            "escrow",
+            "recover",
+            "--node",
+            url,
+            "--key",
+            str(k / "clinic.key"),
+            "--escrow-id",
+            "esc-test-0001",
+            "--request-id",
+            "req-00001",
+            "--out",
+            str(work / "recovered.key"),
+        )
+    )
+    escrowed = read_key_file(work / "escrowed.key", DEMO_PASSPHRASE)
+    recovered = read_key_file(work / "recovered.key", DEMO_PASSPHRASE)
+    assert recovered.did == escrowed.did
+    assert escrowed.did in out
+    data = b"signed with the recovered key"
+    assert recovered.sign(data) == escrowed.sign(data)
+
+
+def test_recover_refuses_to_overwrite_a_key(escrow_world) -> None:
+    node, work = escrow_world
+    target = Path(work / "exists.key")
+    target.write_text("x")
+    refused(
+        run(
+            "escrow",
+            "recover",
+            "--node",
+            node.url,
+            "--key",
+            str(node.home / "demo-keys" / "clinic.key"),
+            "--escrow-id",
+            "esc-test-0001",
+            "--request-id",
+            "req-00001",
+            "--out",
+            str(target),
+        ),
+        "refusing to overwrite",
+    )
