@@ -1,5 +1,6 @@
-"""``python -m benchmarks [--quick] [--only log|ledger]``: run the log suite, then the ledger
-benchmark; write results/log.{json,md} and results/ledger.{json,md}."""
+"""``python -m benchmarks [--quick] [--only log|ledger|records]``: run the log suite, the
+ledger benchmark and the off-chain records benchmark; write
+results/{log,ledger,records}.{json,md}."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from benchmarks import ledger, ledger_targets, machine, report
+from benchmarks import ledger, ledger_targets, machine, records_bench, report
 from benchmarks.config import FULL, QUICK
 from benchmarks.ledger_config import FULL as LEDGER_FULL
 from benchmarks.ledger_config import QUICK as LEDGER_QUICK
@@ -37,7 +38,9 @@ def _parse_args() -> argparse.Namespace:
         "--quick", action="store_true", help="10^4 entries, a few thousand transactions (smoke)"
     )
     parser.add_argument(
-        "--only", choices=("log", "ledger"), help="run one benchmark (default: log, then ledger)"
+        "--only",
+        choices=("log", "ledger", "records"),
+        help="run one benchmark (default: all three)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the result files go")
     return parser.parse_args()
@@ -106,6 +109,8 @@ def main() -> None:
         _run_log(args, console)
     if args.only in (None, "ledger"):
         _run_ledger(args, console)
+    if args.only in (None, "records"):
+        records_bench.run_and_write(quick=args.quick, out=args.out, console=console)
 
 
 main()

@@ -166,12 +166,16 @@ class FilesystemBlobStore:
             raise StorageError(f"cannot open blob {path.name}: {e.strerror}") from e
         try:
             with os.fdopen(fd, "rb") as f:
-                if os.fstat(f.fileno()).st_size > self._max:
+                size = os.fstat(f.fileno()).st_size
+                if size > self._max:
                     raise TooLargeError(
                         f"stored blob {path.name} is larger than {self._max} bytes",
                         parameter="cid",
                     )
-                data = f.read(self._max + 1)
+                # Read what fstat saw (+1 to notice growth), not a max-size buffer each time.
+                data = f.read(size + 1)
+                if len(data) > size:
+                    data += f.read(self._max + 1 - len(data))
         except OSError as e:
             raise StorageError(f"cannot read blob {path.name}: {e.strerror}") from e
         if len(data) > self._max:  # the file grew after fstat

@@ -113,7 +113,9 @@ class RecordService:
         self._node_key = node_key
         self._node_enc = node_encryption
         self._random = random_bytes
-        self._put_lock = threading.Lock()
+        # Puts to one record are serialised (its next version depends on the head); puts to
+        # different records share a block. Lock striping keeps the lock set bounded.
+        self._put_locks = tuple(threading.Lock() for _ in range(64))
 
     # --- ledger state -----------------------------------------------------------------------
     def _state(self, key: str) -> dict[str, Any] | None:
@@ -156,7 +158,8 @@ class RecordService:
         self, *, patient: str, record_id: str, resource_type: str, content: bytes, now_s: int
     ) -> PutResult:
         """Encrypt, store and anchor a new version of a record."""
-        with self._put_lock:
+        stripe = hash((patient, record_id)) % len(self._put_locks)
+        with self._put_locks[stripe]:
             head = self._head(patient, record_id)
             if head is not None and head.get("tombstoned"):
                 raise ConflictError("the record was erased")
