@@ -19,6 +19,7 @@ Not handled here: randomness and clocks (parameters), storage (ports), who the r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from collections.abc import Callable
@@ -154,16 +155,21 @@ class RecordService:
             raise ConflictError(f"could not publish the node's encryption key: {status.reason}")
 
     # --- put --------------------------------------------------------------------------------
+    def _record_lock(self, patient: str, record_id: str) -> threading.Lock:
+        """The lock serialising one record's puts and erasure."""
+        return self._put_locks[hash((patient, record_id)) % len(self._put_locks)]
+
     def put(
         self, *, patient: str, record_id: str, resource_type: str, content: bytes, now_s: int
     ) -> PutResult:
         """Encrypt, store and anchor a new version of a record."""
-        stripe = hash((patient, record_id)) % len(self._put_locks)
-        with self._put_locks[stripe]:
+        with self._record_lock(patient, record_id):
             head = self._head(patient, record_id)
             if head is not None and head.get("tombstoned"):
                 raise ConflictError("the record was erased")
             version = 1 if head is None else int(head["version"]) + 1
+            if self._vault.version(patient, record_id, version) is not None:
+                raise ConflictError(f"version {version} is still being anchored")
             if head is not None and head.get("resource_type") != resource_type:
                 raise InvalidInputError("resource type cannot change", parameter="resource_type")
             aad = RecordAad(record_id, version, resource_type, patient)
@@ -196,7 +202,11 @@ class RecordService:
             except MedledgerError:
                 self._abandon(patient, record_id, version, cid)
                 raise
-            if status.status != "committed" or not status.ok:
+            if status.status != "committed":
+                # Still queued, so it may yet commit: keep its keys and ciphertext (pending).
+                # A read settles it once the ledger has it; ``reconcile`` at the latest.
+                raise ConflictError("the record's anchor is not committed yet")
+            if not status.ok:
                 self._abandon(patient, record_id, version, cid)
                 raise ConflictError(f"the record was not anchored: {status.reason}")
             self._vault.mark_anchored(patient, record_id, version)
@@ -243,6 +253,13 @@ class RecordService:
             settled += 1
         return settled
 
+    def _settle(self, stored: KeyedVersion, anchored: dict[str, Any]) -> KeyedVersion:
+        """A pending version the ledger has since committed (its put stopped waiting)."""
+        if anchored.get("cid") != stored.cid:
+            return stored
+        self._vault.mark_anchored(stored.patient, stored.record_id, stored.version)
+        return dataclasses.replace(stored, anchored=True)
+
     # --- read and key release ---------------------------------------------------------------
     def _decide(
         self, request: AccessRequest, head: dict[str, Any] | None, version: int | None, now_ms: int
@@ -277,6 +294,8 @@ class RecordService:
         number = int(head["version"]) if version is None else version
         anchored = self._state(f"record/{request.patient}/{request.record_id}/{number}")
         stored = self._vault.version(request.patient, request.record_id, number)
+        if stored is not None and not stored.anchored and anchored is not None:
+            stored = self._settle(stored, anchored)
         if anchored is None or stored is None or not stored.anchored:
             raise NotFoundError("no such version held by this node")
         if anchored.get("cid") != stored.cid:
@@ -309,7 +328,14 @@ class RecordService:
 
     # --- erasure ----------------------------------------------------------------------------
     def erase(self, request: AccessRequest, now_ms: int) -> dict[str, Any]:
-        """GDPR art. 17 by crypto-shredding, then a tombstone on the ledger."""
+        """GDPR art. 17 by crypto-shredding, then a tombstone on the ledger.
+
+        Holds the record's put lock throughout, so no version is saved between the shred and
+        the tombstone (it would outlive the erasure)."""
+        with self._record_lock(request.patient, request.record_id):
+            return self._erase(request, now_ms)
+
+    def _erase(self, request: AccessRequest, now_ms: int) -> dict[str, Any]:
         head = self._head(request.patient, request.record_id)
         decision = self._decide(request, head, None, now_ms)
         if not decision.permit:

@@ -90,5 +90,5 @@ def canonical_document(value: JSON) -> bytes:
     """
     try:
         return rfc8785.dumps(value)
-    except (TypeError, ValueError, rfc8785.CanonicalizationError) as e:
+    except (TypeError, ValueError, RecursionError, rfc8785.CanonicalizationError) as e:
         raise InvalidInputError("the document cannot be canonicalised", parameter="content") from e

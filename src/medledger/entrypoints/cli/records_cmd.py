@@ -56,7 +56,7 @@ def put(
 
     try:
         content = json.loads(_read_small(file, "record"))
-    except ValueError:
+    except (ValueError, RecursionError):
         fail(f"{file} is not JSON")
     if not isinstance(content, dict):
         fail(f"{file} must hold a JSON object")

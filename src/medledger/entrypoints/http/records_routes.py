@@ -137,7 +137,7 @@ def router(
         raw = await read_body(request, MAX_RECORD_PLAINTEXT + 4096)
         try:
             body = json.loads(raw)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # nesting beyond any FHIR resource's, too
             raise InvalidInputError("the body is not JSON", parameter="body") from e
         if not isinstance(body, dict) or not isinstance(body.get("content"), dict):
             raise InvalidInputError("content must be a JSON object", parameter="content")
