@@ -206,17 +206,14 @@ class Node:
 
     def start(self) -> None:
         """Genesis block / crash repair, the block builder on its own thread, then settle
-        record versions a crash left half-anchored and publish this node's encryption key."""
+        record versions a crash left half-anchored. (The node publishes its encryption key
+        with its first record, not here: a node that stores nothing writes nothing.)"""
         self.ledger.start(_now_ms())
         self._builder = threading.Thread(
             target=self.ledger.run_builder, args=(_now_ms,), name="block-builder", daemon=True
         )
         self._builder.start()
         self.records.reconcile()
-        try:
-            self.records.publish_encryption_key(int(time.time()))
-        except MedledgerError as e:
-            log.warning("the node's encryption key is not published: %s", e)
 
     def close(self) -> None:
         self.ledger.stop()

@@ -388,6 +388,28 @@ def test_an_unknown_cid_is_not_found_and_a_known_one_is_its_ciphertext(
     assert blob.content[0] == 0x01
 
 
+def test_a_tampered_ciphertext_on_the_nodes_disk_is_refused_never_served(
+    records_node: RecordsNode, tmp_path: Path
+):
+    """Attack: someone with the node's disk flips a byte of a stored ciphertext."""
+    put = cli_put(records_node, "patient-1", "obs-tamper", OBSERVATION, tmp_path)
+    cid = put["cid"]
+    (path,) = (records_node.home / BLOBS_DIR).rglob(cid)
+    original = path.read_bytes()
+    flipped = bytearray(original)
+    flipped[len(flipped) // 2] ^= 0x01
+    path.write_bytes(bytes(flipped))
+    try:
+        blob = records_node.http.get(f"/blobs/{cid}")
+        assert (blob.status_code, error_of(blob)["code"]) == (422, "verification_failed")
+        result = cli_get(records_node, "dr-house", "patient-1", "obs-tamper")
+        assert_clean_failure(result, "record not read")
+        assert "Observation" not in result.stdout
+    finally:
+        path.write_bytes(original)
+    assert_ok(cli_get(records_node, "dr-house", "patient-1", "obs-tamper"))
+
+
 # --- the custodian's write ----------------------------------------------------------------------
 def put_body(
     node: RecordsNode, record_id: str, content: Any, extra: dict[str, Any] | None = None

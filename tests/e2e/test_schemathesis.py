@@ -16,6 +16,7 @@ default test run, not a soak.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -31,6 +32,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from medledger.client import new_transaction
+from medledger.core.crypto.key_wrap import x25519_from_seed
 from medledger.core.identity.keys import ParticipantKey
 from medledger.core.ledger.canonical import MAX_SAFE_INTEGER, canonical
 from medledger.core.ledger.contracts import default_contracts
@@ -107,6 +109,13 @@ OPERATIONS = (
     "GET /ledger/records/{patient}",
     "GET /ledger/records/{patient}/{record_id}",
     "GET /ledger/access-batches/{batch_id}",
+    "GET /ledger/escrows/{escrow_id}",
+    "GET /ledger/escrows/{escrow_id}/requests/{request_id}",
+    "POST /records",
+    "POST /records/read",
+    "POST /records/key-release",
+    "POST /records/erase",
+    "GET /blobs/{cid}",
 )
 
 
@@ -266,6 +275,10 @@ FIELDS = {
     ),
     "record.tombstone": (("patient", "record_id", "reason"), ()),
     "access.batch": (("batch_id", "root", "count", "first_time_ms", "last_time_ms"), ()),
+    "participant.set_encryption_key": (("enc_key",), ()),
+    "escrow.create": (("escrow_id", "threshold", "custodians", "key_did"), ()),
+    "escrow.request": (("escrow_id", "request_id", "enc_key", "reason"), ()),
+    "escrow.approve": (("escrow_id", "request_id", "share_wrap"), ()),
 }
 
 
@@ -295,6 +308,17 @@ def plausible_fields(node: DemoLedgerNode) -> dict[str, st.SearchStrategy[Any]]:
         "count": st.integers(1, 1_000),
         "first_time_ms": st.integers(0, 2_000),
         "last_time_ms": st.integers(0, 2_000),
+        "enc_key": st.binary(min_size=32, max_size=32).map(
+            lambda seed: x25519_from_seed(seed).public_key.hex()
+        ),
+        "escrow_id": st.sampled_from(["fuzz-escrow-1", "fuzz-escrow-2"]),
+        "request_id": st.sampled_from(["fuzz-request-1", "fuzz-request-2"]),
+        "threshold": st.integers(1, 3),
+        "custodians": st.lists(did, min_size=1, max_size=3),
+        "key_did": did,
+        "share_wrap": st.binary(min_size=1, max_size=64).map(
+            lambda b: base64.b64encode(b).decode()
+        ),
     }
 
 

@@ -220,7 +220,7 @@ def check_after_crash(
 def _register_patients(home: Path) -> list[str]:
     keys = load_demo_keys(home)
     node = open_node(home, passphrase=DEMO_PASSPHRASE)
-    node.start()  # also publishes the node's encryption key
+    node.start()
     try:
         for name in PATIENTS:
             now = int(time.time())

@@ -117,6 +117,7 @@ class RecordService:
         # Puts to one record are serialised (its next version depends on the head); puts to
         # different records share a block. Lock striping keeps the lock set bounded.
         self._put_locks = tuple(threading.Lock() for _ in range(64))
+        self._published = False
 
     # --- ledger state -----------------------------------------------------------------------
     def _state(self, key: str) -> dict[str, Any] | None:
@@ -144,15 +145,20 @@ class RecordService:
         return stx.tx_id.hex(), status
 
     def publish_encryption_key(self, now_s: int) -> None:
-        """Make sure this node's encryption key is on the ledger (recipients need it)."""
+        """Make sure this node's encryption key is on the ledger (recipients need it).
+        Called before the node stores its first record."""
+        if self._published:
+            return
         me = self._state(f"participant/{self._node_key.did}")
         if me is not None and me.get("enc_key") == self._node_enc.public_key.hex():
+            self._published = True
             return
         _, status = self._submit(
             "participant.set_encryption_key", {"enc_key": self._node_enc.public_key.hex()}, now_s
         )
         if not status.ok:
             raise ConflictError(f"could not publish the node's encryption key: {status.reason}")
+        self._published = True
 
     # --- put --------------------------------------------------------------------------------
     def _record_lock(self, patient: str, record_id: str) -> threading.Lock:
@@ -163,6 +169,7 @@ class RecordService:
         self, *, patient: str, record_id: str, resource_type: str, content: bytes, now_s: int
     ) -> PutResult:
         """Encrypt, store and anchor a new version of a record."""
+        self.publish_encryption_key(now_s)
         with self._record_lock(patient, record_id):
             head = self._head(patient, record_id)
             if head is not None and head.get("tombstoned"):
