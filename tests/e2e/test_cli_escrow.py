@@ -73,24 +73,32 @@ def escrow_world(demo_ledger_node: DemoLedgerNode, tmp_path_factory: pytest.Temp
 def test_two_of_three_custodian_approvals_release_the_key(escrow_world) -> None:
     node, work = escrow_world
     k = node.home / "demo-keys"
-    url = node.url
-    custodians = [node.keys[n].did for n in ("officer-hospital", "dr-house", "nurse-joy")]
-    args = [f"--custodian={c}" for c in custodians]
-    ok(
-        run(
+
+    def escrow(command: str, key: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """`medledger escrow COMMAND` against the node, signed with a demo user's key."""
+        return run(
             "escrow",
-            "create",
+            command,
             "--node",
-            url,
+            node.url,
             "--key",
-            str(k / "hospital.key"),
-            "--escrowed-key",
-            str(work / "escrowed.key"),
-            *args,
-            "--threshold",
-            "2",
+            str(k / f"{key}.key"),
             "--escrow-id",
             "esc-test-0001",
+            *args,
+        )
+
+    request = ("--request-id", "req-00001")
+    custodians = [node.keys[n].did for n in ("officer-hospital", "dr-house", "nurse-joy")]
+    ok(
+        escrow(
+            "create",
+            "hospital",
+            "--escrowed-key",
+            str(work / "escrowed.key"),
+            *[f"--custodian={c}" for c in custodians],
+            "--threshold",
+            "2",
             "--out-dir",
             str(work),
         )
@@ -99,178 +107,28 @@ def test_two_of_three_custodian_approvals_release_the_key(escrow_world) -> None:
         c: work / f"esc-test-0001-share-{i + 1}.txt" for i, c in enumerate(sorted(custodians))
     }
     assert all(p.exists() and (p.stat().st_mode & 0o077) == 0 for p in shares.values())
+    officer = ("--share", str(shares[node.keys["officer-hospital"].did]))
+    house = ("--share", str(shares[node.keys["dr-house"].did]))
 
     # An ordinary practitioner may not ask for the key; an authority (the clinic) may.
-    refused(
-        run(
-            "escrow",
-            "request",
-            "--node",
-            url,
-            "--key",
-            str(k / "nurse-joy.key"),
-            "--escrow-id",
-            "esc-test-0001",
-            "--request-id",
-            "req-nurse-1",
-        ),
-        "not_allowed",
-    )
-    ok(
-        run(
-            "escrow",
-            "request",
-            "--node",
-            url,
-            "--key",
-            str(k / "clinic.key"),
-            "--escrow-id",
-            "esc-test-0001",
-            "--request-id",
-            "req-00001",
-        )
-    )
-
-    officer, house = node.keys["officer-hospital"].did, node.keys["dr-house"].did
+    refused(escrow("request", "nurse-joy", "--request-id", "req-nurse-1"), "not_allowed")
+    ok(escrow("request", "clinic", *request))
     # A custodian with someone else's share file is stopped before anything is submitted.
-    refused(
-        run(
-            "escrow",
-            "approve",
-            "--node",
-            url,
-            "--key",
-            str(k / "dr-house.key"),
-            "--escrow-id",
-            "esc-test-0001",
-            "--request-id",
-            "req-00001",
-            "--share",
-            str(shares[officer]),
-        ),
-        "not yours",
-    )
-    # A non-custodian cannot approve.
-    refused(
-        run(
-            "escrow",
-            "approve",
-            "--node",
-            url,
-            "--key",
-            str(k / "dr-clinic.key"),
-            "--escrow-id",
-            "esc-test-0001",
-            "--request-id",
-            "req-00001",
-            "--share",
-            str(shares[officer]),
-        ),
-        "",
-    )
-    ok(
-        run(
-            "escrow",
-            "approve",
-            "--node",
-            url,
-            "--key",
-            str(k / "officer-hospital.key"),
-            "--escrow-id",
-            "esc-test-0001",
-            "--request-id",
-            "req-00001",
-            "--share",
-            str(shares[officer]),
-        )
-    )
+    refused(escrow("approve", "dr-house", *request, *officer), "not yours")
+    # Someone who is not a custodian cannot approve.
+    refused(escrow("approve", "dr-clinic", *request, *officer), "")
+    ok(escrow("approve", "officer-hospital", *request, *officer))
     # k - 1 approvals: nothing to recover yet.
     refused(
-        run(
-            "escrow",
-            "recover",
-            "--node",
-            url,
-            "--key",
-            str(k / "clinic.key"),
-            "--escrow-id",
-            "esc-test-0001",
-            "--request-id",
-            "req-00001",
-            "--out",
-            str(work / "early.key"),
-        ),
-        "1 of 2 approvals",
+        escrow("recover", "clinic", *request, "--out", str(work / "early.key")), "1 of 2 approvals"
     )
     assert not (work / "early.key").exists()
     # The same custodian cannot approve twice.
-    refused(
-        run(
-            "escrow",
-            "approve",
-            "--node",
-            url,
-            "--key",
-            str(k / "officer-hospital.key"),
-            "--escrow-id",
-            "esc-test-0001",
-            "--request-id",
-            "req-00001",
-            "--share",
-            str(shares[officer]),
-        ),
-        "already_approved",
-    )
-    ok(
-        run(
-            "escrow",
-            "approve",
-            "--node",
-            url,
-            "--key",
-            str(k / "dr-house.key"),
-            "--escrow-id",
-            "esc-test-0001",
-            "--request-id",
-            "req-00001",
-            "--share",
-            str(shares[house]),
-        )
-    )
+    refused(escrow("approve", "officer-hospital", *request, *officer), "already_approved")
+    ok(escrow("approve", "dr-house", *request, *house))
     # Only the requester can open the released shares.
-    refused(
-        run(
-            "escrow",
-            "recover",
-            "--node",
-            url,
-            "--key",
-            str(k / "lab.key"),
-            "--escrow-id",
-            "esc-test-0001",
-            "--request-id",
-            "req-00001",
-            "--out",
-            str(work / "stolen.key"),
-        ),
-        "someone else",
-    )
-    out = ok(
-        run(
-            "escrow",
-            "recover",
-            "--node",
-            url,
-            "--key",
-            str(k / "clinic.key"),
-            "--escrow-id",
-            "esc-test-0001",
-            "--request-id",
-            "req-00001",
-            "--out",
-            str(work / "recovered.key"),
-        )
-    )
+    refused(escrow("recover", "lab", *request, "--out", str(work / "stolen.key")), "someone else")
+    out = ok(escrow("recover", "clinic", *request, "--out", str(work / "recovered.key")))
     escrowed = read_key_file(work / "escrowed.key", DEMO_PASSPHRASE)
     recovered = read_key_file(work / "recovered.key", DEMO_PASSPHRASE)
     assert recovered.did == escrowed.did
