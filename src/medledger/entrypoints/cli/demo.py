@@ -2,8 +2,8 @@
 pseudonymous patients, records anchored and access batches flowing.
 
 Everything here is synthetic and says so: organization names say "Demo", patients are random
-did:keys, record contents are random bytes that exist only to be committed to (until the
-off-chain store lands, a record's commitment and CID are computed over synthetic bytes).
+did:keys, and records are FHIR resources tagged ``synthetic`` that carry no clinical content;
+they are stored like real ones (encrypted, off-chain by CID, anchored by this node).
 The demo keys are written to ``<home>/demo-keys/`` under the passphrase ``medledger-demo``
 so the CLI can sign as any demo user.
 """
@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import hmac
-import json
 import logging
 import random
 import secrets
@@ -30,6 +28,7 @@ from medledger.adapters.keystore import generate_key, read_key_file, write_key_f
 from medledger.bootstrap import Node, init_home
 from medledger.client import new_transaction
 from medledger.core.identity.keys import ParticipantKey
+from medledger.core.ledger.canonical import canonical_document
 from medledger.core.ledger.genesis import Authority, Genesis
 from medledger.errors import MedledgerError
 
@@ -102,7 +101,6 @@ class DemoRecord:
     record_id: str
     resource_type: str
     version: int = 0
-    head_hash: str | None = None
 
 
 class DemoNetwork:
@@ -153,26 +151,32 @@ class DemoNetwork:
             self.anchor(self.records[-1], "dr-house")
 
     def anchor(self, record: DemoRecord, author: str) -> None:
-        content = secrets.token_bytes(64)  # synthetic: stands for an encrypted FHIR resource
-        salt = secrets.token_bytes(32)
-        payload = {
-            "patient": record.patient,
-            "record_id": record.record_id,
-            "resource_type": record.resource_type,
-            "version": record.version + 1,
-            "commitment": hmac.new(salt, content, hashlib.sha256).hexdigest(),
-            "cid": synthetic_cid(content),
-            "prev": record.head_hash,
+        """A new version of a synthetic FHIR resource, stored by this node (the hospital, the
+        custodian): encrypted, kept off-chain by CID, anchored on the ledger. ``author`` is
+        the demo practitioner it pretends to come from (it names no one: ids only)."""
+        content = {
+            "resourceType": record.resource_type,
+            "id": record.record_id,
+            "meta": {"tag": [{"system": "https://medledger.example/demo", "code": "synthetic"}]},
+            "text": {
+                "status": "generated",
+                "div": '<div xmlns="http://www.w3.org/1999/xhtml">Synthetic demo record</div>',
+            },
+            "extension": [{"url": "https://medledger.example/demo/author", "valueString": author}],
         }
-        if self.submit(author, "record.anchor", payload)["ok"]:
-            record.version += 1
-            head = self.node.ledger_store.state_get(f"record/{record.patient}/{record.record_id}")
-            record.head_hash = json.loads(head)["hash"] if head else None
+        result = self.node.records.put(
+            patient=record.patient,
+            record_id=record.record_id,
+            resource_type=record.resource_type,
+            content=canonical_document(content),
+            now_s=int(time.time()),
+        )
+        record.version = result.version
 
     def step(self) -> None:
         """One tick of demo traffic: a new record, a new version, or an access batch."""
         choice = self.rng.random()
-        author = self.rng.choice(["dr-house", "nurse-joy", "dr-clinic", "lab-tech"])
+        author = self.rng.choice(["dr-house", "nurse-joy", "dr-er"])
         if choice < 0.4 or not self.records:
             patient = self.keys[self.rng.choice(PATIENTS)].did
             record = DemoRecord(
