@@ -9,8 +9,6 @@ every checkpoint it has had.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,51 +17,16 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from medledger.core.merkle import (
     EMPTY_ROOT,
     CompactRange,
-    NodeId,
-    ProofPlan,
-    consistency_plan,
-    inclusion_plan,
     leaf_hash,
-    root_plan,
     verify_consistency,
     verify_inclusion,
 )
-from medledger.core.merkle.plan import root_from_hashes
 from medledger.errors import ProofError
 from medledger.testing import reference_merkle
+from medledger.testing.memory_log import NodeStore
 
 MAX_ENTRIES = 300
 FAST = settings(max_examples=50, deadline=None)
-
-
-class NodeStore:
-    """An in-memory log store: it keeps what the visitor reports and resolves proof plans."""
-
-    def __init__(self, entries: Sequence[bytes] = ()) -> None:
-        self.range = CompactRange()
-        self.nodes: dict[NodeId, bytes] = {}
-        for entry in entries:
-            self.append(entry)
-
-    def append(self, entry: bytes) -> None:
-        self.range.append(leaf_hash(entry), self._visit)
-
-    def _visit(self, level: int, index: int, node: bytes) -> None:
-        node_id = NodeId(level, index)
-        assert node_id not in self.nodes, f"{node_id} reported twice"
-        self.nodes[node_id] = node
-
-    def fetch(self, plan: ProofPlan) -> list[bytes]:
-        return plan.assemble([self.nodes[n] for n in plan.nodes])
-
-    def root(self, size: int) -> bytes:
-        return root_from_hashes([self.nodes[n] for n in root_plan(size).nodes])
-
-    def inclusion(self, index: int, size: int) -> list[bytes]:
-        return self.fetch(inclusion_plan(index, size))
-
-    def consistency(self, size1: int, size2: int) -> list[bytes]:
-        return self.fetch(consistency_plan(size1, size2))
 
 
 @st.composite

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,18 +26,14 @@ from medledger.core.merkle import (
     EMPTY_ROOT,
     CompactRange,
     NodeId,
-    ProofPlan,
-    consistency_plan,
-    inclusion_plan,
     leaf_hash,
     root_from_inclusion_proof,
-    root_plan,
     verify_consistency,
     verify_inclusion,
 )
-from medledger.core.merkle.plan import root_from_hashes
 from medledger.errors import ProofError
 from medledger.testing import reference_merkle
+from medledger.testing.memory_log import NodeStore
 
 VECTORS = Path(__file__).parent.parent / "vectors" / "merkle"
 
@@ -57,33 +53,6 @@ GARBAGE = bytes(range(32))  # 32 bytes, so only the proof's shape can reject it
 
 def _b64(value: str) -> bytes:
     return base64.b64decode(value, validate=True)
-
-
-class NodeStore:
-    """An in-memory log store: it keeps what the visitor reports and resolves proof plans."""
-
-    def __init__(self, entries: Sequence[bytes] = ()) -> None:
-        self.range = CompactRange()
-        self.nodes: dict[NodeId, bytes] = {}
-        for entry in entries:
-            self.range.append(leaf_hash(entry), self._visit)
-
-    def _visit(self, level: int, index: int, node: bytes) -> None:
-        node_id = NodeId(level, index)
-        assert node_id not in self.nodes, f"{node_id} reported twice"
-        self.nodes[node_id] = node
-
-    def fetch(self, plan: ProofPlan) -> list[bytes]:
-        return plan.assemble([self.nodes[n] for n in plan.nodes])
-
-    def root(self, size: int) -> bytes:
-        return root_from_hashes([self.nodes[n] for n in root_plan(size).nodes])
-
-    def inclusion(self, index: int, size: int) -> list[bytes]:
-        return self.fetch(inclusion_plan(index, size))
-
-    def consistency(self, size1: int, size2: int) -> list[bytes]:
-        return self.fetch(consistency_plan(size1, size2))
 
 
 STORE = NodeStore(LEAVES)
