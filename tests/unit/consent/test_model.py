@@ -105,6 +105,7 @@ def test_unknown_or_missing_fields_are_refused(mutate: Any, parameter: str) -> N
         (lambda o: o.update(scope="everything"), "scope"),
         (lambda o: o.update(categories="http://loinc.org|1"), "categories"),
         (lambda o: o.update(categories=["no system"]), "categories"),
+        (lambda o: o.update(categories=[]), "categories"),
         (lambda o: o.update(performers=["Dr Who"]), "performers"),
         (lambda o: o.update(organizations=[GHH, GHH]), "organizations"),
         (lambda o: o.update(policy_rule=7), "policy_rule"),
