@@ -343,7 +343,8 @@ def _consent(consent_id: str, patient: str, actor: str) -> dict[str, Any]:
     }  # fmt: skip
     return {
         "consent_id": consent_id, "patient": patient, "status": "active",
-        "scope": "patient-privacy", "categories": [], "performers": [], "organizations": [],
+        "scope": "patient-privacy", "categories": ["http://loinc.org|59284-0"],
+        "performers": [], "organizations": [],
         "policy_rule": None, "date_time_ms": None, "provision": provision,
     }  # fmt: skip
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from medledger.core.consent.index import ConsentIndex
 
 from medledger.core.access.gate import (
     AccessRequest,
     RecordFacts,
     evaluate_access,
 )
+from medledger.core.consent.index import ConsentIndex
 from medledger.core.identity.did_key import did_from_public_key
 from medledger.core.ledger.contracts.common import Participant, participant_key
 from medledger.core.ledger.contracts.consent import ConsentContract, active_consents
@@ -81,7 +81,8 @@ def provision(actor: str, **changes: Any) -> dict[str, Any]:
 def consent(consent_id: str, prov: dict[str, Any]) -> dict[str, Any]:
     return {
         "consent_id": consent_id, "patient": PATIENT, "status": "active",
-        "scope": "patient-privacy", "categories": [], "performers": [], "organizations": [],
+        "scope": "patient-privacy", "categories": ["http://loinc.org|59284-0"],
+        "performers": [], "organizations": [],
         "policy_rule": None, "date_time_ms": None, "provision": prov,
     }  # fmt: skip
 
@@ -89,7 +90,9 @@ def consent(consent_id: str, prov: dict[str, Any]) -> dict[str, Any]:
 def run(state: DictState, tx_type: str, payload: dict[str, Any], sender: str = PATIENT) -> None:
     ctx = BlockContext(NETWORK, 5, NOW - HOUR, AUTHORITY)
     state.apply(
-        CONTRACT.apply(Transaction(NETWORK, tx_type, payload, sender, "nonce-0001", 2**40), state, ctx)
+        CONTRACT.apply(
+            Transaction(NETWORK, tx_type, payload, sender, "nonce-0001", 2**40), state, ctx
+        )
     )
 
 

@@ -72,7 +72,7 @@ def policy(
         "patient": patient,
         "status": status,
         "scope": "patient-privacy",
-        "categories": [],
+        "categories": ["http://loinc.org|59284-0"],
         "performers": [],
         "organizations": [],
         "policy_rule": None,

@@ -142,7 +142,7 @@ def valid_consent(consent_id: str = "c-1", actor: str = DOCTOR) -> dict[str, JSO
         "patient": PATIENT,
         "status": "active",
         "scope": "patient-privacy",
-        "categories": [],
+        "categories": ["http://loinc.org|59284-0"],
         "performers": [],
         "organizations": [],
         "policy_rule": None,
