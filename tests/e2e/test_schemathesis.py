@@ -116,6 +116,10 @@ OPERATIONS = (
     "POST /records/key-release",
     "POST /records/erase",
     "GET /blobs/{cid}",
+    "GET /consents/{patient}",
+    "GET /consents/{patient}/{consent_id}/fhir",
+    "POST /audit/events",
+    "POST /audit/reviews",
 )
 
 
