@@ -63,7 +63,7 @@ def test_json_round_trip_of_a_full_consent() -> None:
     assert c.to_json()["provision"]["actions"] == ["access", "correct"]  # type: ignore[index]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(consents())
 def test_json_round_trip(c: Consent) -> None:
     assert parse_consent(c.to_json()) == c
