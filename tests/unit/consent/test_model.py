@@ -175,7 +175,7 @@ def test_list_limit() -> None:
     obj["categories"] = [f"http://loinc.org|{i}" for i in range(LIMITS.max_items + 1)]
     rejects(obj, "categories")
     obj = copy.deepcopy(full().to_json())
-    obj["provision"]["data"] = [
+    obj["provision"]["data"] = [  # type: ignore[index]
         {"meaning": "instance", "reference": f"Observation/{i}"}
         for i in range(LIMITS.max_items + 1)
     ]
