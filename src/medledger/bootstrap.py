@@ -10,6 +10,7 @@ A home directory holds::
     data/log.db          the SQLite transparency log
     data/ledger.db       blocks, transactions and contract state
     data/keys.db         off-chain key vault: salts and data-key wraps (secure_delete)
+    data/audit.db        access events and their sealed batches (ADR 0014)
     data/blobs/          encrypted record versions, by CID
 
 The node key's passphrase comes from ``$MEDLEDGER_PASSPHRASE`` or, for demo homes only, from
@@ -31,6 +32,7 @@ from pathlib import Path
 from medledger.adapters.blob_fs import FilesystemBlobStore
 from medledger.adapters.files import atomic_write, read_owner_only
 from medledger.adapters.keystore import generate_key, read_key_file, write_key_file
+from medledger.adapters.sqlite_audit import SqliteAuditStore
 from medledger.adapters.sqlite_keys import SqliteKeyVault
 from medledger.adapters.sqlite_ledger import SqliteLedger
 from medledger.adapters.sqlite_log import SqliteLog
@@ -41,6 +43,7 @@ from medledger.core.ledger.genesis import Authority, Genesis, parse_genesis
 from medledger.core.ledger.runtime import Runtime
 from medledger.core.note import Signer, format_signer_key, parse_signer_key
 from medledger.errors import ConfigurationError, MedledgerError
+from medledger.services.audit import AuditService
 from medledger.services.ledger import LedgerNode
 from medledger.services.log import TransparencyLog
 from medledger.services.ordering import SoloOrdering
@@ -54,6 +57,7 @@ PASSPHRASE_FILE = Path("keys") / "passphrase"
 LOG_DB_FILE = Path("data") / "log.db"
 LEDGER_DB_FILE = Path("data") / "ledger.db"
 KEYS_DB_FILE = Path("data") / "keys.db"
+AUDIT_DB_FILE = Path("data") / "audit.db"
 BLOBS_DIR = Path("data") / "blobs"
 PASSPHRASE_ENV = "MEDLEDGER_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 log = logging.getLogger("medledger.node")
@@ -202,6 +206,8 @@ class Node:
     vault: SqliteKeyVault
     blobs: FilesystemBlobStore
     records: RecordService
+    audit_store: SqliteAuditStore
+    audit: AuditService
     _builder: threading.Thread | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -213,14 +219,19 @@ class Node:
             target=self.ledger.run_builder, args=(_now_ms,), name="block-builder", daemon=True
         )
         self._builder.start()
+        self.audit.start()
         self.records.reconcile()
 
     def close(self) -> None:
+        # The access-event log first: it stores every recorded event and has its anchors
+        # committed while the block builder still runs.
+        self.audit.close()
         self.ledger.stop()
         self.ordering.close()
         if self._builder is not None:
             self._builder.join(timeout=10)
         self.vault.close()
+        self.audit_store.close()
         self.ledger_store.close()
         self.store.close()
 
@@ -264,6 +275,15 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
         node_encryption=encryption_keypair(key),
         random_bytes=secrets.token_bytes,
     )
+    audit_store = SqliteAuditStore(_data_path(home, AUDIT_DB_FILE))
+    audit = AuditService(
+        store=audit_store,
+        ledger=ledger,
+        log=log,
+        node_key=key,
+        random_bytes=secrets.token_bytes,
+        clock_ms=_now_ms,
+    )
     return Node(
         home,
         settings,
@@ -277,4 +297,6 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
         vault,
         blobs,
         records,
+        audit_store,
+        audit,
     )

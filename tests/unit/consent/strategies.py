@@ -65,8 +65,13 @@ def sometimes(strategy: st.SearchStrategy[T], empty: T) -> st.SearchStrategy[T]:
 
 
 def provisions(depth: int = 1) -> st.SearchStrategy[Provision]:
+    """Provisions up to 3 levels deep (built once per depth: building strategies is slow)."""
+    return _PROVISIONS[depth]
+
+
+def _provisions(depth: int) -> st.SearchStrategy[Provision]:
     children: st.SearchStrategy[tuple[Provision, ...]] = (
-        st.just(()) if depth >= 3 else st.lists(provisions(depth + 1), max_size=2).map(tuple)
+        st.just(()) if depth >= 3 else st.lists(_PROVISIONS[depth + 1], max_size=2).map(tuple)
     )
     return st.builds(
         Provision,
@@ -98,6 +103,12 @@ def provisions(depth: int = 1) -> st.SearchStrategy[Provision]:
     )
 
 
+_PROVISIONS: dict[int, st.SearchStrategy[Provision]] = {}
+for _depth in (3, 2, 1):
+    _PROVISIONS[_depth] = _provisions(_depth)
+_ROOTS = st.none() | _PROVISIONS[1]
+
+
 @st.composite
 def consents(draw: st.DrawFn, consent_id: str | None = None) -> Consent:
     return Consent(
@@ -110,7 +121,7 @@ def consents(draw: st.DrawFn, consent_id: str | None = None) -> Consent:
         organizations=tuple(draw(small_sets(ORGS, 1))),
         policy_rule=draw(st.none() | st.sampled_from(CODES)),
         date_time_ms=draw(st.none() | st.sampled_from(TIMES)),
-        provision=draw(st.none() | provisions()),
+        provision=draw(_ROOTS),
     )
 
 

@@ -12,7 +12,7 @@ from medledger.core.consent.model import Consent
 from tests.unit.consent.strategies import NOWS, consent_sets, requests
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(consent_sets(max_size=6), st.lists(requests(), min_size=1, max_size=20), NOWS)
 def test_index_equals_the_reference(
     consents: list[Consent], batch: list[ConsentRequest], now: int
@@ -24,7 +24,7 @@ def test_index_equals_the_reference(
         event(f"{expected.permit} {expected.reasons[0]}")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(consent_sets(max_size=5), requests(), NOWS, st.randoms(use_true_random=False))
 def test_the_order_of_consents_does_not_matter(
     consents: list[Consent], request: ConsentRequest, now: int, rng: object

@@ -9,9 +9,8 @@ What this module handles:
   organization), a practitioner role, or nobody ("anyone"; those naming records are
   sub-bucketed by record reference), so a request only looks at the roots that can match it;
 - ``ConsentIndex.evaluate(request, now_ms)``: the decision of ``decision.evaluate_consents``,
-  exactly -- same permit, same matches, same reasons. The near misses of a deny by default
-  come from the reference code itself, run over the candidate consents (a consent outside
-  the candidates fails a recipient check, which no near miss may fail).
+  exactly -- same permit, same matches, same reasons, near misses included (a consent
+  outside the candidates fails a recipient check, which no near miss may fail).
 
 A root provision outside every candidate bucket cannot apply: its recipient actors name
 neither the requester, nor its organization, nor any of its roles. The Hypothesis oracle test
@@ -26,12 +25,13 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from medledger.core.consent.decision import (
+    CONSENT_EXPIRED,
+    CONSENT_NOT_YET_VALID,
+    LABEL_ABOVE_CEILING,
     ConsentDecision,
     ConsentRequest,
     Match,
     combine,
-    counts,
-    near_misses,
     record_confidentiality,
 )
 from medledger.core.consent.model import Consent, Period, Provision
@@ -65,13 +65,41 @@ _Check = Callable[[_Facts], bool]
 
 @dataclass(frozen=True, slots=True)
 class _Node:
+    """A compiled provision: ``checks`` are all it states; ``period``, ``labels`` and
+    ``others`` split them the way near misses need (``decision.near_misses``)."""
+
     checks: tuple[_Check, ...]
+    period: Period | None
+    labels: _Check | None
+    others: tuple[_Check, ...]
     type: ProvisionType | None
     path: str
     children: tuple[_Node, ...]
 
     def applies(self, facts: _Facts) -> bool:
-        return all(check(facts) for check in self.checks)
+        for check in self.checks:  # noqa: SIM110 -- all() over a generator is slower here
+            if not check(facts):
+                return False
+        return True
+
+    def misses(self, facts: _Facts, above: list[str], found: set[str]) -> None:
+        """``decision._misses`` over compiled nodes."""
+        for check in self.others:
+            if not check(facts):
+                return  # neither this provision nor an exception below it is a near miss
+        failed = list(above)
+        period = self.period
+        if period is not None and not period.contains(facts.now):
+            ended = period.end_ms is not None and facts.now >= period.end_ms
+            failed.append(CONSENT_EXPIRED if ended else CONSENT_NOT_YET_VALID)
+        label_failed = self.labels is not None and not self.labels(facts)
+        if self.type == "permit" and (failed or label_failed):
+            found.update(failed)
+            if label_failed:
+                found.add(LABEL_ABOVE_CEILING)
+        if not label_failed:
+            for child in self.children:
+                child.misses(facts, failed, found)
 
     def decide(self, facts: _Facts) -> tuple[ProvisionType | None, list[str]]:
         """``decision._decide`` over compiled nodes."""
@@ -171,15 +199,14 @@ def _classes(provision: Provision, deny: bool) -> _Check:
     return check
 
 
-def _checks(provision: Provision) -> tuple[_Check, ...]:
-    """Only the checks ``provision`` states, cheapest and most selective first."""
+def _checks(provision: Provision) -> tuple[_Check | None, _Check | None, list[_Check]]:
+    """The period check, the label check and the others ``provision`` states (cheapest and
+    most selective first)."""
     deny = provision.type == "deny"
     checks: list[_Check | None] = [_recipients(provision)]
     if provision.actions:
         actions = provision.actions
         checks.append(lambda f: f.request.action in actions)
-    if provision.period is not None:
-        checks.append(_period(provision.period))
     if provision.data:
         refs = frozenset(d.reference for d in provision.data)
         checks.append(
@@ -191,7 +218,6 @@ def _checks(provision: Provision) -> tuple[_Check, ...]:
     checks += [
         _record_actor(provision, CUSTODIAN, deny),
         _record_actor(provision, AUTHOR, deny),
-        _labels(provision),
     ]
     if provision.classes:
         checks.append(_classes(provision, deny))
@@ -200,14 +226,19 @@ def _checks(provision: Provision) -> tuple[_Check, ...]:
         checks.append(lambda f: not codes.isdisjoint(f.request.codes))
     if provision.data_period is not None:
         checks.append(_data_period(provision.data_period, deny))
-    return tuple(c for c in checks if c is not None)
+    period = None if provision.period is None else _period(provision.period)
+    return period, _labels(provision), [c for c in checks if c is not None]
 
 
 def _compile(provision: Provision, path: str) -> _Node:
     children = tuple(
         _compile(child, f"{path}.provision[{i}]") for i, child in enumerate(provision.provisions)
     )
-    return _Node(_checks(provision), provision.type, path, children)
+    period, labels, others = _checks(provision)
+    ordered = [*others[:1], *(c for c in (period, labels) if c is not None), *others[1:]]
+    return _Node(
+        tuple(ordered), provision.period, labels, tuple(others), provision.type, path, children
+    )
 
 
 # --- the index -----------------------------------------------------------------------------
@@ -305,6 +336,7 @@ class ConsentIndex:
                     matches += [Match(consent_id, path, kind) for path in paths]
         if matches:
             return combine(matches, consents_counted=True)
-        consents = {id(e.consent): e.consent for e in candidates}.values()
-        relevant = [c for c in consents if counts(c, request.patient)]
-        return combine((), True, near_misses(relevant, request, now_ms))
+        misses: set[str] = set()
+        for entry in candidates:
+            entry.root.misses(facts, [], misses)
+        return combine((), True, misses)

@@ -1,0 +1,405 @@
+"""The node's access-event store: sealed batches and their events (``data/audit.db``).
+
+One SQLite file in WAL mode with full fsync on commit (``sqlite_connect``). A batch and all
+its events are written in ONE transaction, so a batch on disk is whole; its anchor (the
+``access.batch`` transaction's id and log index) is filled in when that commits.
+
+Laid out for ingest at 10^5 events/s (ADR 0014): per event, one small index row; everything
+else per batch or per (patient, batch).
+
+- ``batches``: one row per sealed batch -- root, count, time range, the events' exact leaf
+  bytes concatenated (``bodies``) with their end offsets (``offsets``, big-endian uint32
+  each), their leaf hashes (``leaves``, 32 bytes each: what inclusion proofs are built
+  from), and the anchor: transaction id, log index, state (``sealed`` -> ``anchored``, or
+  ``failed`` with a reason).
+- ``event_ids``: event id -> (batch, index), for one event and its receipt.
+- ``patient_batches``: per (patient, batch) the indexes of that patient's events and their
+  time range: a patient's listing reads only the batches that hold their events.
+- ``break_glass``: the (rare) break-glass events, for review.
+
+Events are listed in the order the node recorded them (batch, then index in the batch). Every
+event read is its stored bytes parsed again (``parse_event``) and checked against its
+canonical form, its row and the batch's leaf hash: a row altered on disk is a
+``TamperError``, never a wrong answer or a traceback. SQLite failures are ``StorageError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import sqlite3
+import struct
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from medledger.adapters.sqlite_connect import connect
+from medledger.core.audit.batch import SealedBatch
+from medledger.core.audit.event import AccessEvent, parse_event
+from medledger.core.audit.query import EventQuery
+from medledger.core.merkle import HASH_SIZE, leaf_hash
+from medledger.errors import InvalidInputError, StorageError, TamperError
+
+SEALED: Final = "sealed"
+ANCHORED: Final = "anchored"
+FAILED: Final = "failed"
+_STATES: Final = frozenset({SEALED, ANCHORED, FAILED})
+#: The writer's page cache: large batches touch many index pages.
+_CACHE_KIB: Final = 64 * 1024
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+  seq INTEGER PRIMARY KEY,
+  batch_id TEXT NOT NULL UNIQUE, root BLOB NOT NULL, count INTEGER NOT NULL,
+  first_time_ms INTEGER NOT NULL, last_time_ms INTEGER NOT NULL,
+  leaves BLOB NOT NULL, offsets BLOB NOT NULL, bodies BLOB NOT NULL,
+  tx_id BLOB, log_index INTEGER, state TEXT NOT NULL, reason TEXT);
+CREATE INDEX IF NOT EXISTS batches_unanchored ON batches (seq) WHERE state != 'anchored';
+CREATE TABLE IF NOT EXISTS event_ids (
+  event_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, idx INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS patient_batches (
+  patient TEXT NOT NULL, seq INTEGER NOT NULL, first_time_ms INTEGER NOT NULL,
+  last_time_ms INTEGER NOT NULL, idxs BLOB NOT NULL,
+  PRIMARY KEY (patient, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS break_glass (
+  seq INTEGER NOT NULL, idx INTEGER NOT NULL, node TEXT NOT NULL, actor_org TEXT,
+  PRIMARY KEY (seq, idx)) WITHOUT ROWID;
+"""
+_BATCH_COLUMNS: Final = (
+    "seq, batch_id, root, count, first_time_ms, last_time_ms, leaves, tx_id, log_index, state,"
+    " reason"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBatch:
+    """A batch as stored: enough to prove its events and to find (or redo) its anchor."""
+
+    seq: int
+    batch_id: str
+    root: bytes
+    count: int
+    first_time_ms: int
+    last_time_ms: int
+    leaves: tuple[bytes, ...]
+    tx_id: bytes | None
+    log_index: int | None
+    state: str
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event and where it is: leaf ``index`` of batch ``batch_id``."""
+
+    event: AccessEvent
+    batch_id: str
+    index: int
+
+
+@contextlib.contextmanager
+def _errors(doing: str) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as e:
+        raise StorageError(f"audit store {doing} failed: {e}") from e
+
+
+def _uint32s(values: Sequence[int]) -> bytes:
+    """Big-endian uint32s, concatenated."""
+    return struct.pack(f">{len(values)}I", *values)
+
+
+def _read_uint32s(raw: bytes) -> tuple[int, ...]:
+    return struct.unpack(f">{len(raw) // 4}I", raw)
+
+
+def _slice(blob: sqlite3.Blob, start: int, length: int) -> bytes:
+    blob.seek(start)
+    return blob.read(length)
+
+
+class SqliteAuditStore:
+    """One writer connection and one read-only reader, each serialised by its own lock: a
+    large batch being written does not hold up listings (WAL readers see the last commit)."""
+
+    def __init__(self, path: Path) -> None:
+        self._conn = connect(path, readonly=False, what="audit")
+        self._lock = threading.Lock()
+        with _errors("setup"):
+            self._conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+            self._conn.executescript(_SCHEMA)
+        self._reader = connect(path, readonly=True, what="audit")
+        self._read_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._read_lock:
+            self._reader.close()
+        with self._lock:
+            self._conn.close()
+
+    @contextlib.contextmanager
+    def _tx(self, doing: str) -> Iterator[sqlite3.Connection]:
+        with self._lock, _errors(doing):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._read_lock, _errors("read"):
+            return self._reader.execute(sql, params).fetchall()
+
+    # --- writes -------------------------------------------------------------------------------
+    def save_batch(self, batch: SealedBatch, tx_id: bytes) -> int:
+        """Store a sealed batch and every event of it in one durable transaction; return how
+        many events were new (an event id stored before keeps its first batch)."""
+        bodies = [e.leaf_bytes() for e in batch.events]
+        by_patient: dict[str, list[int]] = {}
+        for i, e in enumerate(batch.events):
+            by_patient.setdefault(e.patient, []).append(i)
+        with self._tx("save") as conn:
+            seq = conn.execute(
+                "INSERT INTO batches (batch_id, root, count, first_time_ms, last_time_ms, leaves,"
+                " offsets, bodies, tx_id, state) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (
+                    batch.batch_id,
+                    batch.root,
+                    batch.count,
+                    batch.first_time_ms,
+                    batch.last_time_ms,
+                    b"".join(batch.leaves),
+                    _uint32s(list(itertools.accumulate(map(len, bodies)))),
+                    b"".join(bodies),
+                    tx_id,
+                    SEALED,
+                ),
+            ).lastrowid
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT OR IGNORE INTO event_ids VALUES (?,?,?)",
+                zip((e.event_id for e in batch.events), itertools.repeat(seq), itertools.count()),
+            )
+            new = conn.total_changes - before
+            events = batch.events
+            conn.executemany(
+                "INSERT INTO patient_batches VALUES (?,?,?,?,?)",
+                (
+                    (
+                        patient,
+                        seq,
+                        min(events[i].time_ms for i in idxs),
+                        max(events[i].time_ms for i in idxs),
+                        _uint32s(idxs),
+                    )
+                    for patient, idxs in by_patient.items()
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO break_glass VALUES (?,?,?,?)",
+                (
+                    (seq, i, e.node, e.actor_org)
+                    for i, e in enumerate(events)
+                    if e.decision == "break-glass"
+                ),
+            )
+        return new
+
+    def set_anchor_tx(self, batch_id: str, tx_id: bytes) -> None:
+        """A new anchor transaction for a batch whose earlier one did not commit."""
+        with self._tx("anchor") as conn:
+            conn.execute(
+                "UPDATE batches SET tx_id = ?, state = ?, reason = NULL WHERE batch_id = ?",
+                (tx_id, SEALED, batch_id),
+            )
+
+    def mark_anchored(self, batch_id: str, tx_id: bytes, log_index: int) -> None:
+        with self._tx("anchor") as conn:
+            conn.execute(
+                "UPDATE batches SET tx_id = ?, log_index = ?, state = ?, reason = NULL"
+                " WHERE batch_id = ?",
+                (tx_id, log_index, ANCHORED, batch_id),
+            )
+
+    def mark_failed(self, batch_id: str, tx_id: bytes, reason: str) -> None:
+        with self._tx("anchor") as conn:
+            conn.execute(
+                "UPDATE batches SET tx_id = ?, state = ?, reason = ? WHERE batch_id = ?",
+                (tx_id, FAILED, reason[:200], batch_id),
+            )
+
+    # --- batches ------------------------------------------------------------------------------
+    def batch(self, batch_id: str) -> StoredBatch | None:
+        rows = self._read(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE batch_id = ?", (batch_id,))  # noqa: S608
+        return _batch(rows[0]) if rows else None
+
+    def unanchored(self) -> list[StoredBatch]:
+        """Batches whose anchor has not committed (sealed or failed), oldest first."""
+        rows = self._read(
+            f"SELECT {_BATCH_COLUMNS} FROM batches WHERE state != 'anchored' ORDER BY seq"  # noqa: S608
+        )
+        return [_batch(r) for r in rows]
+
+    def counts(self) -> tuple[int, int]:
+        """(events, batches) stored."""
+        rows = self._read("SELECT (SELECT count(*) FROM event_ids), (SELECT count(*) FROM batches)")
+        return int(rows[0][0]), int(rows[0][1])
+
+    # --- events -------------------------------------------------------------------------------
+    def _events_at(self, seq: int, idxs: Sequence[int]) -> list[StoredEvent]:
+        """The events at ``idxs`` of batch ``seq``, each read back from its bytes and checked
+        against its batch's leaf hash."""
+        with self._read_lock, _errors("read"):
+            row = self._reader.execute(
+                "SELECT batch_id, count FROM batches WHERE seq = ?", (seq,)
+            ).fetchone()
+            if row is None:
+                raise TamperError("an access event's batch is missing")
+            batch_id, count = row
+            if not isinstance(batch_id, str) or not isinstance(count, int):
+                raise TamperError("a stored access-event batch row is malformed")
+            out = []
+            with (
+                self._reader.blobopen("batches", "offsets", seq, readonly=True) as offsets,
+                self._reader.blobopen("batches", "bodies", seq, readonly=True) as bodies,
+                self._reader.blobopen("batches", "leaves", seq, readonly=True) as leaves,
+            ):
+                if len(offsets) != 4 * count or len(leaves) != HASH_SIZE * count:
+                    raise TamperError("a stored access-event batch has the wrong sizes")
+                for idx in idxs:
+                    if not 0 <= idx < count:
+                        raise TamperError("an access event's index is outside its batch")
+                    start = 0 if idx == 0 else int.from_bytes(_slice(offsets, 4 * idx - 4, 4))
+                    end = int.from_bytes(_slice(offsets, 4 * idx, 4))
+                    if not start < end <= len(bodies):
+                        raise TamperError("a stored access event's offsets are corrupted")
+                    body = _slice(bodies, start, end - start)
+                    leaf = _slice(leaves, HASH_SIZE * idx, HASH_SIZE)
+                    out.append(StoredEvent(_event(body, leaf), batch_id, idx))
+        return out
+
+    def event(self, event_id: str) -> StoredEvent | None:
+        rows = self._read("SELECT seq, idx FROM event_ids WHERE event_id = ?", (event_id,))
+        if not rows:
+            return None
+        seq, idx = rows[0]
+        if not isinstance(seq, int) or not isinstance(idx, int):
+            raise TamperError("a stored access event id row is malformed")
+        stored = self._events_at(seq, [idx])[0]
+        if stored.event.event_id != event_id:
+            raise TamperError("a stored access event is not the one its id row names")
+        return stored
+
+    def position(self, event_id: str) -> tuple[int, int] | None:
+        """Where an event is in recording order: (batch sequence number, index)."""
+        rows = self._read("SELECT seq, idx FROM event_ids WHERE event_id = ?", (event_id,))
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    def list_events(self, query: EventQuery) -> list[AccessEvent]:
+        """A patient's events matching ``query``, in recording order, after ``query.after``
+        (a ``position``)."""
+        after_seq, after_idx = query.after if query.after is not None else (-1, -1)
+        where, params = ["patient = ?", "seq >= ?"], [query.patient, after_seq]
+        if query.since_ms is not None:
+            where.append("last_time_ms >= ?")
+            params.append(query.since_ms)
+        if query.until_ms is not None:
+            where.append("first_time_ms < ?")
+            params.append(query.until_ms)
+        found: list[AccessEvent] = []
+        while len(found) < query.limit:
+            rows = self._read(
+                f"SELECT seq, idxs FROM patient_batches WHERE {' AND '.join(where)}"  # noqa: S608
+                " ORDER BY seq LIMIT 64",
+                params,
+            )
+            for seq, idxs in rows:
+                if not isinstance(idxs, bytes) or len(idxs) % 4:
+                    raise TamperError("a stored patient index row is malformed")
+                wanted = [i for i in _read_uint32s(idxs) if seq > after_seq or i > after_idx]
+                for stored in self._events_at(seq, wanted):
+                    if stored.event.patient != query.patient:
+                        raise TamperError("a patient index names another patient's event")
+                    if _matches(stored.event, query):
+                        found.append(stored.event)
+                        if len(found) == query.limit:
+                            return found
+            if len(rows) < 64:
+                break
+            params[1] = int(rows[-1][0]) + 1
+        return found
+
+    def break_glass_events(
+        self, org: str, *, after: tuple[int, int] | None, limit: int
+    ) -> list[AccessEvent]:
+        """Break-glass events decided by ``org``'s node or by an actor acting for ``org``,
+        in recording order, after the ``position`` ``after``."""
+        after_seq, after_idx = after if after is not None else (-1, -1)
+        rows = self._read(
+            "SELECT seq, idx FROM break_glass WHERE (node = ? OR actor_org = ?)"
+            " AND (seq, idx) > (?, ?) ORDER BY seq, idx LIMIT ?",
+            (org, org, after_seq, after_idx, limit),
+        )
+        found = []
+        for seq, group in itertools.groupby(rows, key=lambda r: r[0]):
+            for stored in self._events_at(seq, [r[1] for r in group]):
+                if stored.event.decision != "break-glass":
+                    raise TamperError("the break-glass index names another kind of event")
+                found.append(stored.event)
+        return found
+
+
+def _matches(event: AccessEvent, query: EventQuery) -> bool:
+    return (
+        (query.since_ms is None or event.time_ms >= query.since_ms)
+        and (query.until_ms is None or event.time_ms < query.until_ms)
+        and (query.actor is None or event.actor == query.actor)
+        and (query.decision is None or event.decision == query.decision)
+        and (query.purpose is None or event.purpose == query.purpose)
+    )
+
+
+# --- reading rows back: every row re-checked ---------------------------------------------------
+def _event(body: bytes, leaf: bytes) -> AccessEvent:
+    """An event from its stored bytes: they parse, are canonical, and hash to the batch's
+    stored leaf hash."""
+    try:
+        event = parse_event(json.loads(body))
+    except (ValueError, InvalidInputError) as e:
+        raise TamperError(f"a stored access event does not parse: {e}") from e
+    if event.leaf_bytes() != body:
+        raise TamperError("a stored access event is not in its canonical form")
+    if leaf_hash(body) != leaf:
+        raise TamperError("a stored access event does not match its batch's leaf hash")
+    return event
+
+
+def _batch(row: Sequence[Any]) -> StoredBatch:
+    seq, batch_id, root, count, first, last, leaves, tx_id, log_index, state, reason = row
+    if (
+        not isinstance(seq, int)
+        or not isinstance(batch_id, str)
+        or not isinstance(root, bytes)
+        or len(root) != HASH_SIZE
+        or not isinstance(count, int)
+        or count < 1
+        or not isinstance(leaves, bytes)
+        or len(leaves) != count * HASH_SIZE
+        or not isinstance(first, int)
+        or not isinstance(last, int)
+        or state not in _STATES
+        or (tx_id is not None and (not isinstance(tx_id, bytes) or len(tx_id) != HASH_SIZE))
+        or (state == ANCHORED and (tx_id is None or not isinstance(log_index, int)))
+    ):
+        raise TamperError("a stored access-event batch row is malformed")
+    hashes = tuple(leaves[i : i + HASH_SIZE] for i in range(0, len(leaves), HASH_SIZE))
+    return StoredBatch(
+        seq, batch_id, root, count, first, last, hashes, tx_id, log_index, state,
+        None if reason is None else str(reason),
+    )  # fmt: skip
