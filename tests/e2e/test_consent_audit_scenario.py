@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from medledger.core.audit.receipt import verify_event_receipt
 
 from medledger.client import LedgerClient, new_transaction
+from medledger.core.audit.receipt import verify_event_receipt
 from medledger.core.note import parse_verifier_key
 
 from .cli import ok, refused, run
@@ -198,3 +198,16 @@ def test_a_consent_exports_as_fhir(scenario: Any) -> None:
     resource = json.loads(ok(run("consent", "export", "--node", node.url, "--patient", patient,
                                  "--id", "c-house")))  # fmt: skip
     assert resource["resourceType"] == "Consent" and resource["status"] == "inactive"
+
+
+def test_the_audit_trail_exports_as_balp_audit_events(scenario: Any) -> None:
+    from fhir.resources.R4B.auditevent import AuditEvent
+
+    node, _, _ = scenario
+    bundle = json.loads(ok(run("audit", "list", "--node", node.url, "--key",
+                               key(node, "patient-1"), "--fhir")))  # fmt: skip
+    assert bundle["resourceType"] == "Bundle" and bundle["entry"]
+    resources = [AuditEvent.model_validate(e["resource"]) for e in bundle["entry"]]
+    profiles = {p for r in resources for p in (r.meta.profile if r.meta else [])}
+    assert any("AuthZconsent" in p for p in profiles)
+    assert any("PatientRead" in p for p in profiles)

@@ -125,6 +125,9 @@ def create_app(
             access=node.access,
             audit=node.audit,
             node_did=node.key.did,
+            node_name=next(
+                (a.name for a in node.genesis.authorities if a.did == node.key.did), node.key.did
+            ),
             is_reviewed=lambda event_id: (
                 node.ledger_store.state_get(review_key(event_id)) is not None
             ),

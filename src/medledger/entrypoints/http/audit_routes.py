@@ -64,6 +64,7 @@ def router(
     access: AccessService,
     audit: AuditService,
     node_did: str,
+    node_name: str,
     is_reviewed: Callable[[str], bool],
     signed_requests: SignedRequests,
     authorize: Callable[[Request], None],
@@ -124,8 +125,14 @@ def router(
             lambda: audit.list_events(patient, limit=limit, **filters)  # type: ignore[arg-type]
         )
         if output == "fhir":
+            # Only the patient, their delegate and privacy officers list: they may read a
+            # break-glass justification.
             entries = [
-                {"resource": resource} for event in events for resource in to_audit_events(event)
+                {"resource": resource}
+                for event in events
+                for resource in to_audit_events(
+                    event, node_name=node_name, include_justification=True
+                )
             ]
             return {
                 "resourceType": "Bundle",
