@@ -558,10 +558,6 @@ class AuditService:
             raise NotFoundError("no such access event (or it is not stored yet)")
         return stored
 
-    def batch_of(self, event_id: str) -> str:
-        """The batch an event was sealed in; ``NotFoundError`` if unknown or not stored yet."""
-        return self._event(event_id).batch_id
-
     def event(self, event_id: str) -> AccessEvent:
         """One event by id; ``NotFoundError`` if unknown or not stored yet."""
         return self._event(event_id).event

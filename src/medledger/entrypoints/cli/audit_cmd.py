@@ -159,7 +159,7 @@ def reviews(key: KeyOpt, node: NodeOpt = "http://127.0.0.1:8000") -> None:
         event = row["event"]
         table.add_row(
             event["event_id"],
-            row["batch_id"],
+            row["batch_id"] or "(anchoring)",
             _when(event["time_ms"]),
             event["actor"][:20] + "…",
             event["patient"][:20] + "…",

@@ -14,6 +14,7 @@ transaction, submitted like any other.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -143,6 +144,14 @@ def router(
         rows = await run_in_threadpool(_with_receipts, events, wait_ms)
         return {"patient": patient, "events": rows, "count": len(rows)}
 
+    def _anchored_batch(event_id: str) -> str | None:
+        """The event's batch, once anchored (a review names an anchored batch); else None."""
+        try:
+            receipt = json.loads(audit.receipt(event_id))
+        except NotFoundError:
+            return None
+        return str(receipt["batch"]["batch_id"])
+
     @r.post("/audit/reviews", summary="Break-glass events awaiting review (privacy officer)")
     async def review_queue(request: Request) -> dict[str, Any]:
         verified = await signed_requests.verify(request, REVIEW_QUEUE)
@@ -154,7 +163,7 @@ def router(
                 node_did, unreviewed_only=True, is_reviewed=is_reviewed
             )
         )
-        rows = [{"event": e.to_json(), "batch_id": audit.batch_of(e.event_id)} for e in events]
+        rows = [{"event": e.to_json(), "batch_id": _anchored_batch(e.event_id)} for e in events]
         return {"organization": node_did, "events": rows, "count": len(rows)}
 
     return r
