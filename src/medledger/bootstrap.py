@@ -43,6 +43,7 @@ from medledger.core.ledger.genesis import Authority, Genesis, parse_genesis
 from medledger.core.ledger.runtime import Runtime
 from medledger.core.note import Signer, format_signer_key, parse_signer_key
 from medledger.errors import ConfigurationError, MedledgerError
+from medledger.services.access import AccessService
 from medledger.services.audit import AuditService
 from medledger.services.ledger import LedgerNode
 from medledger.services.log import TransparencyLog
@@ -208,6 +209,7 @@ class Node:
     records: RecordService
     audit_store: SqliteAuditStore
     audit: AuditService
+    access: AccessService
     _builder: threading.Thread | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -267,14 +269,6 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
     )
     vault = SqliteKeyVault(_data_path(home, KEYS_DB_FILE))
     blobs = FilesystemBlobStore(_data_path(home, BLOBS_DIR))
-    records = RecordService(
-        ledger=ledger,
-        vault=vault,
-        blobs=blobs,
-        node_key=key,
-        node_encryption=encryption_keypair(key),
-        random_bytes=secrets.token_bytes,
-    )
     audit_store = SqliteAuditStore(_data_path(home, AUDIT_DB_FILE))
     audit = AuditService(
         store=audit_store,
@@ -283,6 +277,16 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
         node_key=key,
         random_bytes=secrets.token_bytes,
         clock_ms=_now_ms,
+    )
+    access = AccessService(ledger=ledger, audit=audit, node_did=key.did)
+    records = RecordService(
+        ledger=ledger,
+        access=access,
+        vault=vault,
+        blobs=blobs,
+        node_key=key,
+        node_encryption=encryption_keypair(key),
+        random_bytes=secrets.token_bytes,
     )
     return Node(
         home,
@@ -299,4 +303,5 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
         records,
         audit_store,
         audit,
+        access,
     )

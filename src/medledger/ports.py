@@ -166,3 +166,5 @@ class KeyedVersion:
     salt: bytes
     node_wrap: bytes
     anchored: bool
+    #: ``ResourceFacts`` bytes: labels, codes and data time the access gate reads.
+    facts: bytes

@@ -116,6 +116,10 @@ OPERATIONS = (
     "POST /records/key-release",
     "POST /records/erase",
     "GET /blobs/{cid}",
+    "GET /consents/{patient}",
+    "GET /consents/{patient}/{consent_id}/fhir",
+    "POST /audit/events",
+    "POST /audit/reviews",
 )
 
 
@@ -279,6 +283,11 @@ FIELDS = {
     "escrow.create": (("escrow_id", "threshold", "custodians", "key_did"), ()),
     "escrow.request": (("escrow_id", "request_id", "enc_key", "reason"), ()),
     "escrow.approve": (("escrow_id", "request_id", "share_wrap"), ()),
+    "consent.grant": (("consent",), ()),
+    "consent.revoke": (("patient", "consent_id"), ()),
+    "consent.delegate": (("patient", "delegate"), ("until_ms",)),
+    "consent.undelegate": (("patient", "delegate"), ()),
+    "access.review": (("batch_id", "event_id", "outcome"), ()),
 }
 
 
@@ -319,7 +328,29 @@ def plausible_fields(node: DemoLedgerNode) -> dict[str, st.SearchStrategy[Any]]:
         "share_wrap": st.binary(min_size=1, max_size=64).map(
             lambda b: base64.b64encode(b).decode()
         ),
+        "consent": st.builds(_consent, st.sampled_from(["c-1", "c-2"]), did, did),
+        "consent_id": st.sampled_from(["c-1", "c-2"]),
+        "delegate": did,
+        "until_ms": st.none() | st.integers(0, 2**53 - 1),
+        "event_id": st.sampled_from(["a" * 26, "b" * 26]),
+        "outcome": st.sampled_from(["justified", "unjustified", "referred"]),
     }
+
+
+def _consent(consent_id: str, patient: str, actor: str) -> dict[str, Any]:
+    """A consent's policy form: ``patient`` permits ``actor`` to read for treatment."""
+    provision = {
+        "type": "permit", "period": None, "actions": ["access"], "security_labels": [],
+        "purposes": ["TREAT"], "classes": [], "codes": [], "data_period": None, "data": [],
+        "provisions": [],
+        "actors": [{"role": "PRCP", "reference": actor, "practitioner_role": None}],
+    }  # fmt: skip
+    return {
+        "consent_id": consent_id, "patient": patient, "status": "active",
+        "scope": "patient-privacy", "categories": ["http://loinc.org|59284-0"],
+        "performers": [], "organizations": [],
+        "policy_rule": None, "date_time_ms": None, "provision": provision,
+    }  # fmt: skip
 
 
 def payloads(node: DemoLedgerNode, tx_type: str) -> st.SearchStrategy[dict[str, Any]]:

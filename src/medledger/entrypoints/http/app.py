@@ -16,8 +16,18 @@ from fastapi.responses import HTMLResponse
 
 from medledger import __version__
 from medledger.bootstrap import Node
-from medledger.entrypoints.http import errors, ledger_routes, log_routes, records_routes
+from medledger.core.ledger.contracts.review import review_key
+from medledger.core.ledger.envelope import TxLimits
+from medledger.entrypoints.http import (
+    audit_routes,
+    consent_routes,
+    errors,
+    ledger_routes,
+    log_routes,
+    records_routes,
+)
 from medledger.entrypoints.http.home import render_home
+from medledger.entrypoints.http.signed import SignedRequests
 from medledger.errors import AccessDeniedError, MedledgerError
 
 log = logging.getLogger("medledger.node")
@@ -91,12 +101,37 @@ def create_app(
             authorize=authorize,
         )
     )
-
+    app.include_router(
+        consent_routes.router(
+            state_get=node.ledger_store.state_get,
+            state_scan=lambda prefix, after, limit: node.ledger_store.state_scan(
+                prefix, after=after, limit=limit
+            ),
+            authorize=authorize,
+        )
+    )
+    signed = SignedRequests(
+        network=node.genesis.network,
+        types=records_routes.REQUEST_TYPES | audit_routes.REQUEST_TYPES,
+        limits=TxLimits(),
+    )
     app.include_router(
         records_routes.router(
-            records=node.records,
-            blobs=node.blobs,
-            network=node.genesis.network,
+            records=node.records, blobs=node.blobs, signed_requests=signed, authorize=authorize
+        )
+    )
+    app.include_router(
+        audit_routes.router(
+            access=node.access,
+            audit=node.audit,
+            node_did=node.key.did,
+            node_name=next(
+                (a.name for a in node.genesis.authorities if a.did == node.key.did), node.key.did
+            ),
+            is_reviewed=lambda event_id: (
+                node.ledger_store.state_get(review_key(event_id)) is not None
+            ),
+            signed_requests=signed,
             authorize=authorize,
         )
     )
