@@ -106,7 +106,11 @@ def list_events(
     if fhir:
         out.print_json(data=listing)
         return
-    table = Table("time (UTC)", "actor", "action", "purpose", "decision", "reasons", "receipt")
+    names = _organization_names(node, {row["event"].get("actor_org") for row in listing["events"]})
+    table = Table(
+        "time (UTC)", "actor", "organization", "action", "purpose", "decision", "reasons",
+        "receipt",
+    )  # fmt: skip
     missing = 0
     for row in listing["events"]:
         event = row["event"]
@@ -123,6 +127,7 @@ def list_events(
         table.add_row(
             _when(event["time_ms"]),
             event["actor"][:20] + "…",
+            names.get(event.get("actor_org") or "", "-"),
             event["action"],
             event["purpose"],
             decision_text,
@@ -136,6 +141,20 @@ def list_events(
     out.print(f"{listing['count']} events" + (f", {missing} receipts pending" if missing else ""))
     if receipts is not None:
         out.print(f"receipts written to {receipts}/ (check with: medledger receipt verify)")
+
+
+def _organization_names(node: str, dids: set[str | None]) -> dict[str, str]:
+    """Organizations' public names from the ledger (people have none: DIDs only)."""
+    from medledger.client import LedgerClient
+
+    names: dict[str, str] = {}
+    with LedgerClient(node) as client:
+        for did in sorted(d for d in dids if d):
+            try:
+                names[did] = str(client.participant(did).get("name") or did[:20])
+            except MedledgerError:
+                names[did] = did[:20] + "…"
+    return names
 
 
 @audit_app.command("reviews")
