@@ -208,8 +208,6 @@ def test_an_event_that_no_longer_parses_is_tamper(store: SqliteAuditStore, path:
         "UPDATE batches SET offsets = X'00000001' || substr(offsets, 5)",
         "UPDATE batches SET offsets = substr(offsets, 5)",
         "UPDATE batches SET count = count + 1",
-        "UPDATE event_ids SET idx = 1 - idx WHERE idx < 2",
-        "UPDATE event_ids SET idx = 99",
     ],
 )
 def test_corrupted_batch_rows_are_tamper(store: SqliteAuditStore, path: Path, sql: str) -> None:
@@ -239,13 +237,98 @@ def test_malformed_batch_rows_are_tamper(store: SqliteAuditStore, path: Path, sq
             store.unanchored()
 
 
-def test_a_patient_index_naming_another_patients_event_is_tamper(
-    store: SqliteAuditStore, path: Path
-) -> None:
-    two_batches(store)
-    corrupt(path, "UPDATE patient_batches SET idxs = X'00000001' WHERE patient = ?", PATIENT)
-    with pytest.raises(TamperError, match="another patient"):
-        store.list_events(EventQuery(PATIENT))
+def index_of(path: Path) -> Path:
+    return path.with_name("audit-index.db")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE event_ids SET idx = 1 - idx WHERE idx < 2",
+        "UPDATE event_ids SET idx = 99",
+        "UPDATE event_ids SET seq = 'x'",
+    ],
+)
+def test_an_id_index_row_naming_another_event_is_tamper(path: Path, sql: str) -> None:
+    first, _ = two_batches(store := SqliteAuditStore(path))
+    store.close()  # the index is written out
+    corrupt(index_of(path), sql)
+    store = SqliteAuditStore(path)
+    try:
+        with pytest.raises(TamperError):
+            store.event(first.events[0].event_id)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "positions",
+    [
+        bytes.fromhex("0000000000000001 00000001"),  # the other patient's event
+        bytes.fromhex("0000000000000001"),  # not whole positions
+        bytes.fromhex("0000000000000009 00000000"),  # no such batch
+    ],
+)
+def test_a_patient_index_naming_another_event_is_tamper(path: Path, positions: bytes) -> None:
+    two_batches(store := SqliteAuditStore(path))
+    store.close()
+    corrupt(index_of(path), "UPDATE patient_runs SET positions = ? WHERE patient = ?",
+            positions, PATIENT)  # fmt: skip
+    store = SqliteAuditStore(path)
+    try:
+        with pytest.raises(TamperError):
+            store.list_events(EventQuery(PATIENT))
+    finally:
+        store.close()
+
+
+# --- the index: epochs, crashes, rebuilding ---------------------------------------------------
+def test_lookups_span_epochs_on_disk_and_in_memory(path: Path) -> None:
+    store = SqliteAuditStore(path, index_epoch_events=4)
+    try:
+        events = [make_event(i, patient=PATIENT if i % 3 else OTHER_PATIENT) for i in range(30)]
+        for n in range(10):
+            store.save_batch(batch_of(n, events[3 * n : 3 * n + 3]), TX)
+        for e in events:
+            stored = store.event(e.event_id)
+            assert stored is not None
+            assert stored.event == e
+        mine = [e for e in events if e.patient == PATIENT]
+        assert store.list_events(EventQuery(PATIENT, limit=1000)) == mine
+        seen: list[AccessEvent] = []
+        after = None
+        while page := store.list_events(EventQuery(PATIENT, after=after, limit=3)):
+            seen.extend(page)
+            after = store.position(page[-1].event_id)
+        assert seen == mine
+    finally:
+        store.close()
+
+
+def test_an_index_lost_in_a_crash_is_rebuilt_from_the_batches(path: Path) -> None:
+    crashed = SqliteAuditStore(path)
+    first, second = two_batches(crashed)  # never closed: the index is only in memory
+    reopened = SqliteAuditStore(path)
+    try:
+        assert reopened.list_events(EventQuery(PATIENT)) == [
+            first.events[0], first.events[2], *second.events,
+        ]  # fmt: skip
+        assert reopened.event(first.events[1].event_id) is not None
+    finally:
+        reopened.close()
+        crashed.close()
+
+
+def test_a_deleted_index_file_is_rebuilt(path: Path) -> None:
+    first, _ = two_batches(store := SqliteAuditStore(path))
+    store.close()
+    index_of(path).unlink()
+    store = SqliteAuditStore(path)
+    try:
+        assert store.event(first.events[2].event_id) is not None
+        assert len(store.list_events(EventQuery(PATIENT))) == 5
+    finally:
+        store.close()
 
 
 def test_a_break_glass_index_naming_another_event_is_tamper(

@@ -4,23 +4,22 @@ One SQLite file in WAL mode with full fsync on commit (``sqlite_connect``). A ba
 its events are written in ONE transaction, so a batch on disk is whole; its anchor (the
 ``access.batch`` transaction's id and log index) is filled in when that commits.
 
-Laid out for ingest at 10^5 events/s (ADR 0014): per event, one small index row; everything
-else per batch or per (patient, batch).
+Laid out for ingest at 10^5 events/s (ADR 0014): nothing is written per event but its bytes.
 
 - ``batches``: one row per sealed batch -- root, count, time range, the events' exact leaf
   bytes concatenated (``bodies``) with their end offsets (``offsets``, big-endian uint32
   each), their leaf hashes (``leaves``, 32 bytes each: what inclusion proofs are built
   from), and the anchor: transaction id, log index, state (``sealed`` -> ``anchored``, or
   ``failed`` with a reason).
-- ``event_ids``: event id -> (batch, index), for one event and its receipt.
-- ``patient_batches``: per (patient, batch) the indexes of that patient's events and their
-  time range: a patient's listing reads only the batches that hold their events.
-- ``break_glass``: the (rare) break-glass events, for review.
+- ``break_glass``: the (rare) break-glass events' positions, for review.
+- lookups by event id and by patient: ``sqlite_audit_index`` (``data/audit-index.db``),
+  derived from the batches and rebuilt from them after a crash.
 
 Events are listed in the order the node recorded them (batch, then index in the batch). Every
 event read is its stored bytes parsed again (``parse_event``) and checked against its
-canonical form, its row and the batch's leaf hash: a row altered on disk is a
-``TamperError``, never a wrong answer or a traceback. SQLite failures are ``StorageError``.
+canonical form, its batch's leaf hash and what the lookup promised: a row altered on disk is
+a ``TamperError``, never a wrong answer or a traceback. SQLite failures are ``StorageError``.
+The WAL is checkpointed by a thread of its own, so a commit waits for its own fsync only.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import logging
 import sqlite3
 import struct
 import threading
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from medledger.adapters.sqlite_audit_index import AuditIndex
 from medledger.adapters.sqlite_connect import connect
 from medledger.core.audit.batch import SealedBatch
 from medledger.core.audit.event import AccessEvent, parse_event
@@ -49,6 +50,9 @@ FAILED: Final = "failed"
 _STATES: Final = frozenset({SEALED, ANCHORED, FAILED})
 #: The writer's page cache: large batches touch many index pages.
 _CACHE_KIB: Final = 64 * 1024
+#: 64 MiB of 4 KiB pages: past this the WAL is checkpointed and restarted.
+_WAL_RESTART_FRAMES: Final = 16_384
+log = logging.getLogger("medledger.audit")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -58,12 +62,6 @@ CREATE TABLE IF NOT EXISTS batches (
   leaves BLOB NOT NULL, offsets BLOB NOT NULL, bodies BLOB NOT NULL,
   tx_id BLOB, log_index INTEGER, state TEXT NOT NULL, reason TEXT);
 CREATE INDEX IF NOT EXISTS batches_unanchored ON batches (seq) WHERE state != 'anchored';
-CREATE TABLE IF NOT EXISTS event_ids (
-  event_id TEXT PRIMARY KEY, seq INTEGER NOT NULL, idx INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS patient_batches (
-  patient TEXT NOT NULL, seq INTEGER NOT NULL, first_time_ms INTEGER NOT NULL,
-  last_time_ms INTEGER NOT NULL, idxs BLOB NOT NULL,
-  PRIMARY KEY (patient, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS break_glass (
   seq INTEGER NOT NULL, idx INTEGER NOT NULL, node TEXT NOT NULL, actor_org TEXT,
   PRIMARY KEY (seq, idx)) WITHOUT ROWID;
@@ -113,29 +111,74 @@ def _uint32s(values: Sequence[int]) -> bytes:
     return struct.pack(f">{len(values)}I", *values)
 
 
-def _read_uint32s(raw: bytes) -> tuple[int, ...]:
-    return struct.unpack(f">{len(raw) // 4}I", raw)
-
-
 def _slice(blob: sqlite3.Blob, start: int, length: int) -> bytes:
     blob.seek(start)
     return blob.read(length)
 
 
-class SqliteAuditStore:
-    """One writer connection and one read-only reader, each serialised by its own lock: a
-    large batch being written does not hold up listings (WAL readers see the last commit)."""
+class _Checkpointer:
+    """Copies the WAL into the database on its own thread and connection, so a batch's commit
+    waits for its own WAL fsync only, not for the previous batches' pages to be copied (a
+    PASSIVE checkpoint never blocks the writer). If the WAL still grows past
+    ``_WAL_RESTART_FRAMES`` (readers pinning it), a RESTART checkpoint waits for them and
+    starts it afresh, which bounds the file."""
 
     def __init__(self, path: Path) -> None:
+        self._conn = connect(path, readonly=False, what="audit")
+        self._wake = threading.Event()
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="audit-checkpoint", daemon=True)
+        self._thread.start()
+
+    def poke(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            try:
+                _, frames, _ = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if frames > _WAL_RESTART_FRAMES:
+                    self._conn.execute("PRAGMA wal_checkpoint(RESTART)")
+            except sqlite3.Error as e:  # the next commit's own checkpoint still runs
+                log.warning("audit store checkpoint failed: %s", e)
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._thread.join(timeout=30)
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._conn.close()
+
+
+class SqliteAuditStore:
+    """One writer connection and one read-only reader, each serialised by its own lock: a
+    large batch being written does not hold up listings (WAL readers see the last commit).
+    The WAL is checkpointed by a thread of its own (``_Checkpointer``)."""
+
+    def __init__(self, path: Path, *, index_epoch_events: int = 200_000) -> None:
         self._conn = connect(path, readonly=False, what="audit")
         self._lock = threading.Lock()
         with _errors("setup"):
             self._conn.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+            self._conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._conn.execute(f"PRAGMA journal_size_limit={_WAL_RESTART_FRAMES * 4096}")
             self._conn.executescript(_SCHEMA)
         self._reader = connect(path, readonly=True, what="audit")
         self._read_lock = threading.Lock()
+        self._checkpointer = _Checkpointer(path)
+        self._index = AuditIndex(
+            path.with_name(path.stem + "-index.db"), epoch_events=index_epoch_events
+        )
+        caught_up = self._index.catch_up(self._entries_after)
+        if caught_up:
+            log.info("audit index: %d batches read back from the store", caught_up)
 
     def close(self) -> None:
+        self._index.close()
+        self._checkpointer.close()
         with self._read_lock:
             self._reader.close()
         with self._lock:
@@ -159,11 +202,9 @@ class SqliteAuditStore:
     # --- writes -------------------------------------------------------------------------------
     def save_batch(self, batch: SealedBatch, tx_id: bytes) -> int:
         """Store a sealed batch and every event of it in one durable transaction; return how
-        many events were new (an event id stored before keeps its first batch)."""
+        many events were new (an event id recorded twice keeps its first position)."""
         bodies = [e.leaf_bytes() for e in batch.events]
-        by_patient: dict[str, list[int]] = {}
-        for i, e in enumerate(batch.events):
-            by_patient.setdefault(e.patient, []).append(i)
+        events = batch.events
         with self._tx("save") as conn:
             seq = conn.execute(
                 "INSERT INTO batches (batch_id, root, count, first_time_ms, last_time_ms, leaves,"
@@ -181,26 +222,8 @@ class SqliteAuditStore:
                     SEALED,
                 ),
             ).lastrowid
-            before = conn.total_changes
-            conn.executemany(
-                "INSERT OR IGNORE INTO event_ids VALUES (?,?,?)",
-                zip((e.event_id for e in batch.events), itertools.repeat(seq), itertools.count()),
-            )
-            new = conn.total_changes - before
-            events = batch.events
-            conn.executemany(
-                "INSERT INTO patient_batches VALUES (?,?,?,?,?)",
-                (
-                    (
-                        patient,
-                        seq,
-                        min(events[i].time_ms for i in idxs),
-                        max(events[i].time_ms for i in idxs),
-                        _uint32s(idxs),
-                    )
-                    for patient, idxs in by_patient.items()
-                ),
-            )
+            if seq is None:  # pragma: no cover - an INSERT into a rowid table has one
+                raise StorageError("the audit store gave the batch no row number")
             conn.executemany(
                 "INSERT INTO break_glass VALUES (?,?,?,?)",
                 (
@@ -209,7 +232,8 @@ class SqliteAuditStore:
                     if e.decision == "break-glass"
                 ),
             )
-        return new
+        self._checkpointer.poke()
+        return self._index.add(seq, [(e.event_id, e.patient, e.time_ms) for e in events])
 
     def set_anchor_tx(self, batch_id: str, tx_id: bytes) -> None:
         """A new anchor transaction for a batch whose earlier one did not commit."""
@@ -248,7 +272,7 @@ class SqliteAuditStore:
 
     def counts(self) -> tuple[int, int]:
         """(events, batches) stored."""
-        rows = self._read("SELECT (SELECT count(*) FROM event_ids), (SELECT count(*) FROM batches)")
+        rows = self._read("SELECT coalesce(sum(count), 0), count(*) FROM batches")
         return int(rows[0][0]), int(rows[0][1])
 
     # --- events -------------------------------------------------------------------------------
@@ -285,55 +309,45 @@ class SqliteAuditStore:
         return out
 
     def event(self, event_id: str) -> StoredEvent | None:
-        rows = self._read("SELECT seq, idx FROM event_ids WHERE event_id = ?", (event_id,))
-        if not rows:
+        position = self._index.position(event_id)
+        if position is None:
             return None
-        seq, idx = rows[0]
-        if not isinstance(seq, int) or not isinstance(idx, int):
-            raise TamperError("a stored access event id row is malformed")
-        stored = self._events_at(seq, [idx])[0]
+        stored = self._events_at(position[0], [position[1]])[0]
         if stored.event.event_id != event_id:
             raise TamperError("a stored access event is not the one its id row names")
         return stored
 
     def position(self, event_id: str) -> tuple[int, int] | None:
         """Where an event is in recording order: (batch sequence number, index)."""
-        rows = self._read("SELECT seq, idx FROM event_ids WHERE event_id = ?", (event_id,))
-        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+        return self._index.position(event_id)
 
     def list_events(self, query: EventQuery) -> list[AccessEvent]:
         """A patient's events matching ``query``, in recording order, after ``query.after``
         (a ``position``)."""
-        after_seq, after_idx = query.after if query.after is not None else (-1, -1)
-        where, params = ["patient = ?", "seq >= ?"], [query.patient, after_seq]
-        if query.since_ms is not None:
-            where.append("last_time_ms >= ?")
-            params.append(query.since_ms)
-        if query.until_ms is not None:
-            where.append("first_time_ms < ?")
-            params.append(query.until_ms)
         found: list[AccessEvent] = []
-        while len(found) < query.limit:
-            rows = self._read(
-                f"SELECT seq, idxs FROM patient_batches WHERE {' AND '.join(where)}"  # noqa: S608
-                " ORDER BY seq LIMIT 64",
-                params,
-            )
-            for seq, idxs in rows:
-                if not isinstance(idxs, bytes) or len(idxs) % 4:
-                    raise TamperError("a stored patient index row is malformed")
-                wanted = [i for i in _read_uint32s(idxs) if seq > after_seq or i > after_idx]
-                for stored in self._events_at(seq, wanted):
+        runs = self._index.patient_runs(
+            query.patient,
+            after=query.after if query.after is not None else (-1, -1),
+            since_ms=query.since_ms,
+            until_ms=query.until_ms,
+        )
+        for run in runs:
+            for seq, group in itertools.groupby(run.positions, key=lambda p: p[0]):
+                for stored in self._events_at(seq, [idx for _, idx in group]):
                     if stored.event.patient != query.patient:
                         raise TamperError("a patient index names another patient's event")
                     if _matches(stored.event, query):
                         found.append(stored.event)
                         if len(found) == query.limit:
                             return found
-            if len(rows) < 64:
-                break
-            params[1] = int(rows[-1][0]) + 1
         return found
+
+    def _entries_after(self, after_seq: int) -> Iterator[tuple[int, list[tuple[str, str, int]]]]:
+        """Every batch after ``after_seq``, as the index needs it, read back and checked."""
+        rows = self._read("SELECT seq, count FROM batches WHERE seq > ? ORDER BY seq", (after_seq,))
+        for seq, count in rows:
+            events = self._events_at(int(seq), range(int(count)))
+            yield int(seq), [(s.event.event_id, s.event.patient, s.event.time_ms) for s in events]
 
     def break_glass_events(
         self, org: str, *, after: tuple[int, int] | None, limit: int

@@ -209,6 +209,11 @@ class _Pending:
     slot: _OpenBatch | None
 
 
+_Sealed = tuple[_OpenBatch, SealedBatch, SignedTransaction] | tuple[()]
+#: Wakes the writer when there is nothing to store, to retry refused anchors.
+_TICK: Final[tuple[()]] = ()
+
+
 # --- the service ------------------------------------------------------------------------------
 class AuditService:
     def __init__(
@@ -229,14 +234,17 @@ class AuditService:
         self._random = random_bytes
         self._clock_ms = clock_ms
         self._settings = settings or AuditSettings()
-        self._cond = threading.Condition()  # guards the open batch, the ready list, flags
+        # guards the open batch, the ready list, flags (a plain lock: record() takes it)
+        self._cond = threading.Condition(threading.Lock())
         self._open = _OpenBatch()
         self._ready: list[_OpenBatch] = []
         self._queued = 0
-        self._seal_now = False
         self._stopping = False
         self._closed = False
         self._unsubmitted: collections.deque[_Pending] = collections.deque()
+        #: Sealed batches on their way to the writer; two at most, so sealing cannot run far
+        #: ahead of the disk (the events stay counted in ``_queued`` until stored).
+        self._writing: queue.Queue[_Sealed | None] = queue.Queue(maxsize=2)
         self._tracking: queue.Queue[_Pending | None] = queue.Queue()
         self._anchored = threading.Condition()  # notified whenever a batch is anchored
         self._levels: collections.OrderedDict[str, tuple[tuple[bytes, ...], ...]] = (
@@ -251,9 +259,10 @@ class AuditService:
 
     # --- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        """Recover batches whose anchor never committed, then start both threads."""
+        """Recover batches whose anchor never committed, then start the three threads."""
         self._recover()
         for name, target in (("audit-sealer", self._run_sealer),
+                             ("audit-writer", self._run_writer),
                              ("audit-anchor", self._run_tracker)):  # fmt: skip
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -302,57 +311,84 @@ class AuditService:
         with self._cond:
             return self._queued
 
-    # --- 2. sealing ---------------------------------------------------------------------------
+    # --- 2. sealing and storing ---------------------------------------------------------------
     def _take_work(self) -> list[_OpenBatch]:
         """Under ``_cond``: the full batches, and the open one if it has events."""
         if self._open.events:
             self._ready.append(self._open)
             self._open = _OpenBatch()
         work, self._ready = self._ready, []
-        self._seal_now = False
         return work
 
     def _run_sealer(self) -> None:
+        """Seal on time or when a batch is full; hand sealed batches to the writer.
+
+        Hashing (here) and storing (the writer) overlap: SQLite runs its inserts and fsync
+        with the GIL released, so the next batch is hashed while the last one is written."""
         interval = self._settings.batch_interval_ms / 1000
         while True:
             with self._cond:
                 deadline = time.monotonic() + interval
-                while not (self._ready or self._seal_now or self._stopping):
+                while not (self._ready or self._stopping):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
                 work = self._take_work()
                 stopping = self._stopping
-            self._seal_ready(work)
-            self._submit_unsubmitted()
+            for slot in work:
+                sealed = self._seal(slot)
+                if sealed is not None:
+                    self._writing.put(sealed)
+            self._writing.put(_TICK)
             if stopping:
-                self._tracking.put(None)  # the anchor thread finishes what is pending
+                self._writing.put(None)  # the writer stores what is queued, then stops
                 return
 
-    def _seal_ready(self, work: list[_OpenBatch]) -> None:
-        for slot in work:
-            try:
-                self._seal_one(slot)
-            finally:
-                with self._cond:
-                    self._queued -= len(slot.events)
+    def _run_writer(self) -> None:
+        while (item := self._writing.get()) is not None:
+            if item:  # not a _TICK
+                self._store_sealed(*item)
+            self._submit_unsubmitted()
+        self._tracking.put(None)  # the anchor thread finishes what is pending, then stops
 
-    def _seal_one(self, slot: _OpenBatch) -> None:
-        """Seal, store in one transaction, then hand the anchor to the ledger."""
+    def _seal_ready(self, work: list[_OpenBatch]) -> None:
+        """Seal and store in this thread (``close`` of a service never started)."""
+        for slot in work:
+            sealed = self._seal(slot)
+            if sealed is not None:
+                self._store_sealed(*sealed)
+
+    def _seal(self, slot: _OpenBatch) -> tuple[_OpenBatch, SealedBatch, SignedTransaction] | None:
+        """Hash the batch once and sign its anchor transaction."""
         try:
             batch = seal_batch(new_batch_id(self._random(16)), slot.events)
-            stx = self._anchor_tx(batch.batch_id, batch.anchor_payload())
+            return slot, batch, self._anchor_tx(batch.batch_id, batch.anchor_payload())
+        except MedledgerError as e:
+            self._failed(slot, e)
+            return None
+
+    def _failed(self, slot: _OpenBatch, error: MedledgerError) -> None:
+        log.error("an access-event batch of %d events was not stored: %s", len(slot.events), error)
+        slot.error = error
+        slot.durable.set()
+        with self._cond:
+            self._queued -= len(slot.events)
+
+    def _store_sealed(self, slot: _OpenBatch, batch: SealedBatch, stx: SignedTransaction) -> None:
+        """Store the batch and its events in one transaction, then hand its anchor to the
+        ledger (sealing never waits for the anchor to commit)."""
+        try:
             new = self._store.save_batch(batch, stx.tx_id)
         except MedledgerError as e:
-            log.error("an access-event batch of %d events was not stored: %s", len(slot.events), e)
-            slot.error = e
-            slot.durable.set()
+            self._failed(slot, e)
             return
         if new != batch.count:
             log.warning("%d access events were recorded twice", batch.count - new)
         slot.batch_id = batch.batch_id
         slot.durable.set()
+        with self._cond:
+            self._queued -= batch.count
         self._cache_levels(batch.batch_id, batch.levels)
         self._submit(_Pending(batch.batch_id, stx, slot))
 
