@@ -11,6 +11,7 @@ A home directory holds::
     data/ledger.db       blocks, transactions and contract state
     data/keys.db         off-chain key vault: salts and data-key wraps (secure_delete)
     data/audit.db        access events and their sealed batches (ADR 0014)
+    data/requests.db     signed requests' nonces, until they expire (replay refused)
     data/blobs/          encrypted record versions, by CID
 
 The node key's passphrase comes from ``$MEDLEDGER_PASSPHRASE`` or, for demo homes only, from
@@ -36,6 +37,7 @@ from medledger.adapters.sqlite_audit import SqliteAuditStore
 from medledger.adapters.sqlite_keys import SqliteKeyVault
 from medledger.adapters.sqlite_ledger import SqliteLedger
 from medledger.adapters.sqlite_log import SqliteLog
+from medledger.adapters.sqlite_nonces import SqliteSeenRequests
 from medledger.config import LogConfig
 from medledger.core.identity.keys import ParticipantKey, encryption_keypair
 from medledger.core.ledger.contracts import default_contracts
@@ -59,6 +61,7 @@ LOG_DB_FILE = Path("data") / "log.db"
 LEDGER_DB_FILE = Path("data") / "ledger.db"
 KEYS_DB_FILE = Path("data") / "keys.db"
 AUDIT_DB_FILE = Path("data") / "audit.db"
+REQUESTS_DB_FILE = Path("data") / "requests.db"
 BLOBS_DIR = Path("data") / "blobs"
 PASSPHRASE_ENV = "MEDLEDGER_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 log = logging.getLogger("medledger.node")
@@ -210,6 +213,7 @@ class Node:
     audit_store: SqliteAuditStore
     audit: AuditService
     access: AccessService
+    seen_requests: SqliteSeenRequests
     _builder: threading.Thread | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -234,6 +238,7 @@ class Node:
             self._builder.join(timeout=10)
         self.vault.close()
         self.audit_store.close()
+        self.seen_requests.close()
         self.ledger_store.close()
         self.store.close()
 
@@ -304,4 +309,5 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
         audit_store,
         audit,
         access,
+        SqliteSeenRequests(_data_path(home, REQUESTS_DB_FILE)),
     )

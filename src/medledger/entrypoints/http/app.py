@@ -114,6 +114,7 @@ def create_app(
         network=node.genesis.network,
         types=records_routes.REQUEST_TYPES | audit_routes.REQUEST_TYPES,
         limits=TxLimits(),
+        seen=node.seen_requests,
     )
     app.include_router(
         records_routes.router(

@@ -5,7 +5,8 @@ whose type names the request (``request.read``, ``request.list_audit`` ...), sig
 requester's did:key. Checked here, in order:
 1. the body's size, then the envelope: schema, canonical form, signature (``decode_transaction``);
 2. network, type among the endpoint's, expiry within ``REQUEST_TTL_S`` (``check_intake``);
-3. the nonce was not seen within its validity window (``ReplayGuard``: no replay).
+3. the nonce was not seen within its validity window (``ReplayGuard`` over a store that keeps
+   seen nonces on disk until they expire: no replay, not even across a restart).
 The payload's fields are the endpoint's business. Requests never reach the ledger; the decision
 each one gets is recorded as an access event.
 """
@@ -13,10 +14,9 @@ each one gets is recorded as an access event.
 from __future__ import annotations
 
 import re
-import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request
 
@@ -29,32 +29,27 @@ from medledger.core.ledger.envelope import (
 )
 from medledger.core.ledger.tx import SignedTransaction
 from medledger.entrypoints.http.ledger_routes import read_body
-from medledger.errors import InvalidInputError, OverloadedError
+from medledger.errors import InvalidInputError
 
 REQUEST_TTL_S = 300
-MAX_REPLAY_ENTRIES = 100_000
 PURPOSE = re.compile(r"[A-Z][A-Z0-9\-]{1,31}")
 
 
-class ReplayGuard:
-    """Nonces of signed requests seen within their validity window (bounded memory)."""
+class SeenRequests(Protocol):
+    """Where a node remembers the signed requests it has seen (``adapters.sqlite_nonces``)."""
 
-    def __init__(self, max_entries: int = MAX_REPLAY_ENTRIES) -> None:
-        self._seen: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._max = max_entries
+    def seen_before(self, key: str, expires_s: int, now_s: int) -> bool: ...
+
+
+class ReplayGuard:
+    """Refuses a signed request whose (sender, nonce) was seen within its validity window."""
+
+    def __init__(self, seen: SeenRequests) -> None:
+        self._seen = seen
 
     def check_and_remember(self, stx: SignedTransaction, now_s: int) -> None:
-        key = f"{stx.tx.sender}/{stx.tx.nonce}"
-        with self._lock:
-            if len(self._seen) >= self._max:
-                self._seen = {k: e for k, e in self._seen.items() if e > now_s}
-                if len(self._seen) >= self._max:
-                    raise OverloadedError("too many requests in flight: try again shortly")
-            expires = self._seen.get(key)
-            if expires is not None and expires > now_s:
-                raise replayed_nonce_error()
-            self._seen[key] = stx.tx.expires
+        if self._seen.seen_before(f"{stx.tx.sender}/{stx.tx.nonce}", stx.tx.expires, now_s):
+            raise replayed_nonce_error()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,11 +64,13 @@ class Signed:
 class SignedRequests:
     """Verifies signed requests for one node's network; one replay guard for all endpoints."""
 
-    def __init__(self, *, network: str, types: frozenset[str], limits: TxLimits) -> None:
+    def __init__(
+        self, *, network: str, types: frozenset[str], limits: TxLimits, seen: SeenRequests
+    ) -> None:
         self._network = network
         self._types = types
         self._limits = limits
-        self._guard = ReplayGuard()
+        self._guard = ReplayGuard(seen)
 
     async def verify(self, request: Request, kind: str) -> Signed:
         raw = await read_body(request, self._limits.max_tx_bytes)
