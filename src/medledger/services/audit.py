@@ -234,6 +234,10 @@ class AuditService:
         self._random = random_bytes
         self._clock_ms = clock_ms
         self._settings = settings or AuditSettings()
+        # read on every record(): plain attributes
+        self._did = node_key.did
+        self._max_queued = self._settings.max_queued_events
+        self._max_batch = self._settings.max_batch_events
         # guards the open batch, the ready list, flags (a plain lock: record() takes it)
         self._cond = threading.Condition(threading.Lock())
         self._open = _OpenBatch()
@@ -290,17 +294,18 @@ class AuditService:
 
         ``InvalidInputError`` if another node decided the event (a batch is signed by this
         node), ``OverloadedError`` if the queue is full, ``StorageError`` once closed."""
-        if event.node != self._key.did:
+        if event.node != self._did:
             raise InvalidInputError("node: the event was decided by another node", parameter="node")
         with self._cond:
             if self._closed:
                 raise StorageError("the access-event log is closed")
-            if self._queued >= self._settings.max_queued_events:
+            if self._queued >= self._max_queued:
                 raise OverloadedError("too many access events waiting to be stored: retry")
             batch = self._open
-            batch.events.append(event)
+            events = batch.events
+            events.append(event)
             self._queued += 1
-            if len(batch.events) >= self._settings.max_batch_events:
+            if len(events) >= self._max_batch:
                 self._ready.append(batch)
                 self._open = _OpenBatch()
                 self._cond.notify_all()

@@ -64,6 +64,7 @@ class SealedBatch:
     root: bytes
     #: Every level of the tree (``tree_levels``), kept to answer inclusion proofs at once.
     levels: tuple[tuple[bytes, ...], ...] = field(default=(), repr=False, compare=False)
+    _times: tuple[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_id, str) or not BATCH_ID.fullmatch(self.batch_id):
@@ -76,6 +77,8 @@ class SealedBatch:
             raise InvalidInputError("one leaf hash per event and a 32-byte root")
         if self.levels and (self.levels[0] != self.leaves or self.levels[-1] != (self.root,)):
             raise InvalidInputError("levels must be the tree over the leaves", parameter="levels")
+        times = [e.time_ms for e in self.events]
+        object.__setattr__(self, "_times", (min(times), max(times)))
 
     @property
     def count(self) -> int:
@@ -83,11 +86,11 @@ class SealedBatch:
 
     @property
     def first_time_ms(self) -> int:
-        return min(e.time_ms for e in self.events)
+        return self._times[0]
 
     @property
     def last_time_ms(self) -> int:
-        return max(e.time_ms for e in self.events)
+        return self._times[1]
 
     def anchor_payload(self) -> dict[str, JSON]:
         """The ``access.batch`` payload that anchors this batch."""
