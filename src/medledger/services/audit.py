@@ -251,6 +251,7 @@ class AuditService:
         self._writing: queue.Queue[_Sealed | None] = queue.Queue(maxsize=2)
         self._tracking: queue.Queue[_Pending | None] = queue.Queue()
         self._anchored = threading.Condition()  # notified whenever a batch is anchored
+        self._anchored_count = 0
         self._levels: collections.OrderedDict[str, tuple[tuple[bytes, ...], ...]] = (
             collections.OrderedDict()
         )
@@ -480,6 +481,7 @@ class AuditService:
         if slot is not None:
             slot.anchored.set()
         with self._anchored:
+            self._anchored_count += 1
             self._anchored.notify_all()
 
     # --- 6. recovery --------------------------------------------------------------------------
@@ -556,14 +558,17 @@ class AuditService:
     def wait_receipt(self, event_id: str, timeout_s: float) -> bytes:
         """``receipt``, waiting up to ``timeout_s`` for the batch to be anchored."""
         deadline = time.monotonic() + timeout_s
-        with self._anchored:
-            while True:
-                try:
-                    return self.receipt(event_id)
-                except NotFoundError:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise
+        while True:
+            with self._anchored:
+                seen = self._anchored_count
+            try:
+                return self.receipt(event_id)  # outside the lock: waiters do not queue
+            except NotFoundError:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise
+            with self._anchored:
+                if self._anchored_count == seen:  # nothing anchored since the last try
                     self._anchored.wait(min(remaining, 0.5))
 
     def _batch_levels(self, batch: StoredBatchLike) -> tuple[tuple[bytes, ...], ...]:
