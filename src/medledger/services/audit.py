@@ -7,17 +7,18 @@ Handles, in the order an event meets them (ADR 0014):
    bounded (``OverloadedError`` when full).
 2. sealing (the ``audit-sealer`` thread): every ``batch_interval_ms``, or as soon as
    ``max_batch_events`` are waiting, the open batch is sealed -- each event hashed once, one
-   RFC 9162 root -- and stored with all its events in ONE durable SQLite transaction. Its
-   tickets are then durable (``EventTicket.wait_durable``: no access without durable
-   evidence). One ``access.batch`` transaction signed by the node key anchors the root
-   (``LedgerNode.submit``); sealing never waits for it to commit.
-3. anchoring (the ``audit-anchor`` thread): waits for each anchor transaction in turn,
+   RFC 9162 root -- and its ``access.batch`` anchor transaction signed by the node key;
+3. storing (the ``audit-writer`` thread, overlapping the next sealing): the batch and all
+   its events in ONE durable SQLite transaction. Its tickets are then durable
+   (``EventTicket.wait_durable``: no access without durable evidence), and the anchor goes
+   to ``LedgerNode.submit``; nothing waits for it to commit.
+4. anchoring (the ``audit-anchor`` thread): waits for each anchor transaction in turn,
    stores its log index, and has a checkpoint signed over it at once, so the batch's
    receipts are available within one block interval.
-4. receipts (``receipt``/``wait_receipt``): the event, its batch inclusion proof, and the
+5. receipts (``receipt``/``wait_receipt``): the event, its batch inclusion proof, and the
    tlog-proof of the anchor's log entry -- verifiable offline (``verify_event_receipt``).
-5. queries: one event, a patient's events (filters, cursor), break-glass events for review.
-6. recovery (``start``): a stored batch whose anchor never committed is found on the ledger
+6. queries: one event, a patient's events (filters, cursor), break-glass events for review.
+7. recovery (``start``): a stored batch whose anchor never committed is found on the ledger
    (``access-batch/<id>``) or anchored again.
 
 Not handled here: deciding access (``core.access``), storage (``AuditStore`` port), the
@@ -317,7 +318,7 @@ class AuditService:
         with self._cond:
             return self._queued
 
-    # --- 2. sealing and storing ---------------------------------------------------------------
+    # --- 2.-3. sealing and storing ------------------------------------------------------------
     def _take_work(self) -> list[_OpenBatch]:
         """Under ``_cond``: the full batches, and the open one if it has events."""
         if self._open.events:
@@ -432,7 +433,7 @@ class AuditService:
                 continue
             self._submit(_Pending(old.batch_id, stx, old.slot))
 
-    # --- 3. anchoring -------------------------------------------------------------------------
+    # --- 4. anchoring -------------------------------------------------------------------------
     def _run_tracker(self) -> None:
         stop_at: float | None = None
         while True:
@@ -484,7 +485,7 @@ class AuditService:
             self._anchored_count += 1
             self._anchored.notify_all()
 
-    # --- 6. recovery --------------------------------------------------------------------------
+    # --- 7. recovery --------------------------------------------------------------------------
     def _recover(self) -> None:
         """Settle stored batches whose anchor did not commit before the last stop."""
         for stored in self._store.unanchored():
@@ -526,7 +527,7 @@ class AuditService:
                 return record
         return None
 
-    # --- 4. receipts --------------------------------------------------------------------------
+    # --- 5. receipts --------------------------------------------------------------------------
     def receipt(self, event_id: str) -> bytes:
         """The event's receipt (``core.audit.receipt``).
 
@@ -593,7 +594,7 @@ class AuditService:
             while len(self._levels) > _LEVELS_CACHE:
                 self._levels.popitem(last=False)
 
-    # --- 5. queries ---------------------------------------------------------------------------
+    # --- 6. queries ---------------------------------------------------------------------------
     def _event(self, event_id: str) -> StoredEventLike:
         if not isinstance(event_id, str) or not EVENT_ID.fullmatch(event_id):
             raise InvalidInputError(
