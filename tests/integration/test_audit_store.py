@@ -185,10 +185,21 @@ def test_break_glass_events_by_node_or_actor_org(store: SqliteAuditStore) -> Non
 
 
 # --- tampering ------------------------------------------------------------------------------
+def segment_of(path: Path) -> Path:
+    return path.with_name("audit-events") / "00000000.seg"
+
+
+def edit_segment(path: Path, old: bytes, new: bytes) -> None:
+    segment = segment_of(path)
+    data = segment.read_bytes()
+    assert old in data
+    segment.write_bytes(data.replace(old, new, 1))
+
+
 def test_a_flipped_byte_in_an_event_is_tamper(store: SqliteAuditStore, path: Path) -> None:
     first, _ = two_batches(store)
-    corrupt(path, "UPDATE batches SET bodies = replace(bodies, X'5452454154', X'4852455345')")
-    with pytest.raises(TamperError):  # TREAT -> HRESE: still parses, no longer the leaf
+    edit_segment(path, b"TREAT", b"HRESE")  # still parses: no longer the leaf
+    with pytest.raises(TamperError, match="leaf hash"):
         store.event(first.events[0].event_id)
     with pytest.raises(TamperError):
         store.list_events(EventQuery(PATIENT))
@@ -196,9 +207,63 @@ def test_a_flipped_byte_in_an_event_is_tamper(store: SqliteAuditStore, path: Pat
 
 def test_an_event_that_no_longer_parses_is_tamper(store: SqliteAuditStore, path: Path) -> None:
     first, _ = two_batches(store)
-    corrupt(path, "UPDATE batches SET bodies = replace(bodies, X'7B', X'5B')")  # { -> [
+    edit_segment(path, b'{"action"', b'["action"')
     with pytest.raises(TamperError, match="parse"):
-        store.event(first.events[1].event_id)
+        store.event(first.events[0].event_id)
+
+
+def test_a_missing_segment_is_tamper(store: SqliteAuditStore, path: Path) -> None:
+    first, _ = two_batches(store)
+    segment_of(path).unlink()
+    with pytest.raises(TamperError, match="missing"):
+        store.event(first.events[0].event_id)
+
+
+def test_a_truncated_segment_is_tamper(path: Path) -> None:
+    two_batches(store := SqliteAuditStore(path))
+    store.close()
+    with segment_of(path).open("r+b") as f:
+        f.truncate(100)
+    with pytest.raises(TamperError, match="shorter"):
+        SqliteAuditStore(path)
+
+
+def test_bytes_of_a_batch_that_never_committed_are_cut_off(path: Path) -> None:
+    """A crash between the segment write and the batch row's commit."""
+    first, second = two_batches(store := SqliteAuditStore(path))
+    store.close()
+    committed = segment_of(path).stat().st_size
+    with segment_of(path).open("ab") as f:
+        f.write(b'{"half":"a batch"')
+    stray = path.with_name("audit-events") / "00000001.seg"
+    stray.write_bytes(b"a segment no batch names")
+    store = SqliteAuditStore(path)
+    try:
+        assert segment_of(path).stat().st_size == committed
+        assert not stray.exists()
+        third = batch_of(3, [make_event(9)])
+        store.save_batch(third, TX)
+        for event in [*first.events, *second.events, *third.events]:
+            assert store.event(event.event_id) is not None
+    finally:
+        store.close()
+
+
+def test_segments_rotate(path: Path) -> None:
+    store = SqliteAuditStore(path, segment_bytes=2_000)
+    try:
+        events = [make_event(i) for i in range(12)]
+        for n in range(6):
+            store.save_batch(batch_of(n, events[2 * n : 2 * n + 2]), TX)
+        assert len(list(path.with_name("audit-events").glob("*.seg"))) > 2
+        assert store.list_events(EventQuery(PATIENT)) == events
+    finally:
+        store.close()
+    reopened = SqliteAuditStore(path)
+    try:
+        assert reopened.list_events(EventQuery(PATIENT)) == events
+    finally:
+        reopened.close()
 
 
 @pytest.mark.parametrize(

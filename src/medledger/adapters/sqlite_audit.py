@@ -6,11 +6,12 @@ its events are written in ONE transaction, so a batch on disk is whole; its anch
 
 Laid out for ingest at 10^5 events/s (ADR 0014): nothing is written per event but its bytes.
 
-- ``batches``: one row per sealed batch -- root, count, time range, the events' exact leaf
-  bytes concatenated (``bodies``) with their end offsets (``offsets``, big-endian uint32
-  each), their leaf hashes (``leaves``, 32 bytes each: what inclusion proofs are built
-  from), and the anchor: transaction id, log index, state (``sealed`` -> ``anchored``, or
-  ``failed`` with a reason).
+- ``batches``: one row per sealed batch -- root, count, time range, where the events' exact
+  leaf bytes are (``segment``, ``body_offset``, ``body_length`` in ``audit_segments``; each
+  event's end offset in ``offsets``, big-endian uint32), their leaf hashes (``leaves``, 32
+  bytes each: what inclusion proofs are built from), and the anchor: transaction id, log
+  index, state (``sealed`` -> ``anchored``, or ``failed`` with a reason). The bytes are
+  made durable in their segment before the row commits; the row's commit is the batch's.
 - ``break_glass``: the (rare) break-glass events' positions, for review.
 - lookups by event id and by patient: ``sqlite_audit_index`` (``data/audit-index.db``),
   derived from the batches and rebuilt from them after a crash.
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from medledger.adapters.audit_segments import DEFAULT_MAX_BYTES, Segments
 from medledger.adapters.sqlite_audit_index import AuditIndex
 from medledger.adapters.sqlite_connect import connect
 from medledger.core.audit.batch import SealedBatch
@@ -59,7 +61,8 @@ CREATE TABLE IF NOT EXISTS batches (
   seq INTEGER PRIMARY KEY,
   batch_id TEXT NOT NULL UNIQUE, root BLOB NOT NULL, count INTEGER NOT NULL,
   first_time_ms INTEGER NOT NULL, last_time_ms INTEGER NOT NULL,
-  leaves BLOB NOT NULL, offsets BLOB NOT NULL, bodies BLOB NOT NULL,
+  leaves BLOB NOT NULL, offsets BLOB NOT NULL,
+  segment INTEGER NOT NULL, body_offset INTEGER NOT NULL, body_length INTEGER NOT NULL,
   tx_id BLOB, log_index INTEGER, state TEXT NOT NULL, reason TEXT);
 CREATE INDEX IF NOT EXISTS batches_unanchored ON batches (seq) WHERE state != 'anchored';
 CREATE TABLE IF NOT EXISTS break_glass (
@@ -158,7 +161,13 @@ class SqliteAuditStore:
     large batch being written does not hold up listings (WAL readers see the last commit).
     The WAL is checkpointed by a thread of its own (``_Checkpointer``)."""
 
-    def __init__(self, path: Path, *, index_epoch_events: int = 200_000) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        index_epoch_events: int = 200_000,
+        segment_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self._conn = connect(path, readonly=False, what="audit")
         self._lock = threading.Lock()
         with _errors("setup"):
@@ -169,6 +178,8 @@ class SqliteAuditStore:
         self._reader = connect(path, readonly=True, what="audit")
         self._read_lock = threading.Lock()
         self._checkpointer = _Checkpointer(path)
+        self._segments = Segments(path.with_name(path.stem + "-events"), max_bytes=segment_bytes)
+        self._end = self._recover_segments()
         self._index = AuditIndex(
             path.with_name(path.stem + "-index.db"), epoch_events=index_epoch_events
         )
@@ -176,8 +187,19 @@ class SqliteAuditStore:
         if caught_up:
             log.info("audit index: %d batches read back from the store", caught_up)
 
+    def _recover_segments(self) -> tuple[int, int]:
+        """Cut segments back to their committed batches; return where appends continue."""
+        rows = self._read(
+            "SELECT segment, max(body_offset + body_length) FROM batches GROUP BY segment"
+        )
+        committed = {int(segment): int(end) for segment, end in rows}
+        self._segments.recover(committed)
+        last = max(committed, default=0)
+        return last, committed.get(last, 0)
+
     def close(self) -> None:
         self._index.close()
+        self._segments.close()
         self._checkpointer.close()
         with self._read_lock:
             self._reader.close()
@@ -201,37 +223,55 @@ class SqliteAuditStore:
 
     # --- writes -------------------------------------------------------------------------------
     def save_batch(self, batch: SealedBatch, tx_id: bytes) -> int:
-        """Store a sealed batch and every event of it in one durable transaction; return how
-        many events were new (an event id recorded twice keeps its first position)."""
+        """Store a sealed batch and every event of it durably; return how many events were
+        new (an id recorded twice keeps one position, unspecified which).
+
+        1. the events' bytes, appended to the current segment and fdatasync'ed;
+        2. one SQLite transaction: the batch row naming them, and its break-glass positions.
+        The commit of 2 is the commit point (bytes of 1 without it are cut off on open)."""
         bodies = [e.leaf_bytes() for e in batch.events]
+        data = b"".join(bodies)
         events = batch.events
-        with self._tx("save") as conn:
-            seq = conn.execute(
-                "INSERT INTO batches (batch_id, root, count, first_time_ms, last_time_ms, leaves,"
-                " offsets, bodies, tx_id, state) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    batch.batch_id,
-                    batch.root,
-                    batch.count,
-                    batch.first_time_ms,
-                    batch.last_time_ms,
-                    b"".join(batch.leaves),
-                    _uint32s(list(itertools.accumulate(map(len, bodies)))),
-                    b"".join(bodies),
-                    tx_id,
-                    SEALED,
-                ),
-            ).lastrowid
+        with self._lock:  # one append-and-commit at a time: segment order is commit order
+            segment, offset = self._segments.append(data, after=self._end)
+            with _errors("save"):
+                conn = self._conn
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    seq = conn.execute(
+                        "INSERT INTO batches (batch_id, root, count, first_time_ms,"
+                        " last_time_ms, leaves, offsets, segment, body_offset, body_length,"
+                        " tx_id, state) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            batch.batch_id,
+                            batch.root,
+                            batch.count,
+                            batch.first_time_ms,
+                            batch.last_time_ms,
+                            b"".join(batch.leaves),
+                            _uint32s(list(itertools.accumulate(map(len, bodies)))),
+                            segment,
+                            offset,
+                            len(data),
+                            tx_id,
+                            SEALED,
+                        ),
+                    ).lastrowid
+                    conn.executemany(
+                        "INSERT INTO break_glass VALUES (?,?,?,?)",
+                        (
+                            (seq, i, e.node, e.actor_org)
+                            for i, e in enumerate(events)
+                            if e.decision == "break-glass"
+                        ),
+                    )
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
             if seq is None:  # pragma: no cover - an INSERT into a rowid table has one
                 raise StorageError("the audit store gave the batch no row number")
-            conn.executemany(
-                "INSERT INTO break_glass VALUES (?,?,?,?)",
-                (
-                    (seq, i, e.node, e.actor_org)
-                    for i, e in enumerate(events)
-                    if e.decision == "break-glass"
-                ),
-            )
+            self._end = (segment, offset + len(data))
         self._checkpointer.poke()
         return self._index.add(seq, [(e.event_id, e.patient, e.time_ms) for e in events])
 
@@ -281,31 +321,34 @@ class SqliteAuditStore:
         against its batch's leaf hash."""
         with self._read_lock, _errors("read"):
             row = self._reader.execute(
-                "SELECT batch_id, count FROM batches WHERE seq = ?", (seq,)
+                "SELECT batch_id, count, segment, body_offset, body_length FROM batches"
+                " WHERE seq = ?",
+                (seq,),
             ).fetchone()
             if row is None:
                 raise TamperError("an access event's batch is missing")
-            batch_id, count = row
-            if not isinstance(batch_id, str) or not isinstance(count, int):
+            batch_id, count, segment, body_offset, body_length = row
+            if not all(isinstance(v, int) for v in row[1:]) or not isinstance(batch_id, str):
                 raise TamperError("a stored access-event batch row is malformed")
-            out = []
             with (
                 self._reader.blobopen("batches", "offsets", seq, readonly=True) as offsets,
-                self._reader.blobopen("batches", "bodies", seq, readonly=True) as bodies,
                 self._reader.blobopen("batches", "leaves", seq, readonly=True) as leaves,
             ):
                 if len(offsets) != 4 * count or len(leaves) != HASH_SIZE * count:
                     raise TamperError("a stored access-event batch has the wrong sizes")
+                spans = []
                 for idx in idxs:
                     if not 0 <= idx < count:
                         raise TamperError("an access event's index is outside its batch")
                     start = 0 if idx == 0 else int.from_bytes(_slice(offsets, 4 * idx - 4, 4))
                     end = int.from_bytes(_slice(offsets, 4 * idx, 4))
-                    if not start < end <= len(bodies):
+                    if not start < end <= body_length:
                         raise TamperError("a stored access event's offsets are corrupted")
-                    body = _slice(bodies, start, end - start)
-                    leaf = _slice(leaves, HASH_SIZE * idx, HASH_SIZE)
-                    out.append(StoredEvent(_event(body, leaf), batch_id, idx))
+                    spans.append((idx, start, end, _slice(leaves, HASH_SIZE * idx, HASH_SIZE)))
+        out = []
+        for idx, start, end, leaf in spans:
+            body = self._segments.read(segment, body_offset + start, end - start)
+            out.append(StoredEvent(_event(body, leaf), batch_id, idx))
         return out
 
     def event(self, event_id: str) -> StoredEvent | None:
