@@ -10,7 +10,9 @@ A home directory holds::
     data/log.db          the SQLite transparency log
     data/ledger.db       blocks, transactions and contract state
     data/keys.db         off-chain key vault: salts and data-key wraps (secure_delete)
-    data/audit.db        access events and their sealed batches (ADR 0014)
+    data/audit.db        sealed access-event batches and their anchors (ADR 0014)
+    data/audit-events/   the events' bytes, in append-only segments
+    data/audit-index.db  lookups by event id and patient (derived; rebuilt if lost)
     data/requests.db     signed requests' nonces, until they expire (replay refused)
     data/blobs/          encrypted record versions, by CID
 
