@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes, hmac
+from hypothesis import given
+from hypothesis import strategies as st
 
 from medledger.config import AuthLimits
 from medledger.core.auth.jws import (
@@ -278,3 +280,25 @@ def test_untrusted_signer_is_refused_by_the_resolver() -> None:
 
     with pytest.raises(SignatureError, match="not trusted"):
         verify_jws(sign_jws(CLAIMS, MALLORY), only_alice)
+
+
+@given(
+    claims=st.dictionaries(
+        st.text(min_size=1, max_size=8),
+        st.one_of(st.integers(-(2**53) + 1, 2**53 - 1), st.text(max_size=20), st.booleans()),
+        max_size=6,
+    ),
+    position=st.integers(min_value=0),
+    replacement=st.sampled_from("AQgw09-_xZ."),
+)
+def test_any_changed_character_is_refused(
+    claims: dict[str, Any], position: int, replacement: str
+) -> None:
+    """Property: a token verifies as signed, and no one-character change of it verifies."""
+    token = sign_jws(claims, ALICE)
+    assert verify_jws(token, resolve) == claims
+    i = position % len(token)
+    if token[i] == replacement:
+        return
+    with pytest.raises((SignatureError, InvalidInputError)):
+        verify_jws(token[:i] + replacement + token[i + 1 :], resolve)
