@@ -24,6 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from medledger.config import AuthLimits
+from medledger.core.auth.tokens import CLIENT_ASSERTION_TYPE
 from medledger.errors import AuthenticationError, InvalidInputError, MedledgerError
 from medledger.services.tokens import (
     GRANT_TYPE,
@@ -50,6 +51,29 @@ SCOPES_SUPPORTED: Final = (
     "user/*.cruds",
     "system/*.cruds",
 )
+
+#: The form, for the OpenAPI document (the route reads it itself, strictly).
+TOKEN_REQUEST_BODY: Final = {
+    "required": True,
+    "content": {
+        FORM: {
+            "schema": {
+                "type": "object",
+                "required": ["grant_type", "client_assertion_type", "client_assertion", "scope"],
+                "properties": {
+                    "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                    "client_assertion_type": {
+                        "type": "string",
+                        "enum": [CLIENT_ASSERTION_TYPE],
+                    },
+                    "client_assertion": {"type": "string", "description": "EdDSA JWS"},
+                    "scope": {"type": "string", "example": "user/*.rs"},
+                    "purpose_of_use": {"type": "string", "example": "TREAT"},
+                },
+            }
+        }
+    },
+}
 
 
 def oauth_error_response(exc: MedledgerError) -> JSONResponse:
@@ -122,7 +146,11 @@ def router(
     form_limits = limits or AuthLimits()
     configuration = smart_configuration(service.token_endpoint)
 
-    @r.post("/auth/token", summary="OAuth 2.0 client_credentials with private_key_jwt")
+    @r.post(
+        "/auth/token",
+        summary="OAuth 2.0 client_credentials with private_key_jwt",
+        openapi_extra={"requestBody": TOKEN_REQUEST_BODY},
+    )
     async def token(request: Request) -> JSONResponse:
         try:
             form = await read_form(request, form_limits)
@@ -144,9 +172,16 @@ def router(
     async def discovery() -> dict[str, Any]:
         return configuration
 
-    for path in (
+    r.add_api_route(
         "/.well-known/smart-configuration",
+        discovery,
+        methods=["GET"],
+        summary="SMART configuration",
+    )
+    r.add_api_route(  # where SMART App Launch 2.0 looks: under the FHIR base; same document
         f"{fhir_path}/.well-known/smart-configuration",
-    ):
-        r.add_api_route(path, discovery, methods=["GET"], summary="SMART configuration")
+        discovery,
+        methods=["GET"],
+        include_in_schema=False,
+    )
     return r
