@@ -56,14 +56,19 @@ def http(demo_ledger_node: DemoLedgerNode) -> httpx.Client:
 
 
 def assert_error_body(status: int, content_type: str, text: str) -> None:
-    """An error is our JSON error body: a code and a message, never a traceback."""
+    """An error is our JSON error body: a code and a message, never a traceback (the token
+    endpoint's is RFC 6749 §5.2's: an error code and a description)."""
     if status < 400:
         return
     assert content_type.startswith("application/json"), (status, text[:200])
-    error = json.loads(text)["error"]
+    body = json.loads(text)
+    assert "Traceback" not in text
+    if isinstance(body["error"], str):
+        assert isinstance(body["error_description"], str)
+        return
+    error = body["error"]
     assert isinstance(error["code"], str)
     assert isinstance(error["message"], str)
-    assert "Traceback" not in text
 
 
 def chain_verifies(node: DemoLedgerNode) -> None:
@@ -120,6 +125,8 @@ OPERATIONS = (
     "GET /consents/{patient}/{consent_id}/fhir",
     "POST /audit/events",
     "POST /audit/reviews",
+    "POST /auth/token",
+    "GET /.well-known/smart-configuration",
 )
 
 

@@ -142,8 +142,8 @@ def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> Non
     host = host or node.settings.host
     port = port or node.settings.port
     background = [demo_feed(node)] if demo else []
-    application = create_app(node, background=background)
     url = f"http://{host}:{port}/"
+    application = create_app(node, background=background, base_url=url)
     out.print(f"[bold green]medledger node[/] for network [bold]{node.genesis.network}[/]")
     out.print(f"  open          {url}")
     out.print(f"  ledger        {url}ledger/blocks/latest")
@@ -471,12 +471,20 @@ def chain_verify(home: HomeOption = Path(".medledger")) -> None:
 
 
 def _register_subcommands() -> None:
-    from medledger.entrypoints.cli import audit_cmd, consent_cmd, escrow_cmd, records_cmd, recovery
+    from medledger.entrypoints.cli import (
+        audit_cmd,
+        consent_cmd,
+        escrow_cmd,
+        records_cmd,
+        recovery,
+        token_cmd,
+    )
 
     records_cmd.register(app)
     consent_cmd.register(app)
     audit_cmd.register(app)
     escrow_cmd.register(app)
+    token_cmd.register(app)
     recovery.register(keys_app)
 
 

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
@@ -20,15 +22,18 @@ from medledger.core.ledger.contracts.review import review_key
 from medledger.core.ledger.envelope import TxLimits
 from medledger.entrypoints.http import (
     audit_routes,
+    auth_routes,
     consent_routes,
     errors,
     ledger_routes,
     log_routes,
     records_routes,
 )
+from medledger.entrypoints.http.bearer import make_bearer_dependency
 from medledger.entrypoints.http.home import render_home
 from medledger.entrypoints.http.signed import SignedRequests
 from medledger.errors import AccessDeniedError, MedledgerError
+from medledger.services.tokens import TokenService
 
 log = logging.getLogger("medledger.node")
 
@@ -69,7 +74,11 @@ def create_app(
     *,
     authorize: Callable[[Request], None] = open_on_loopback,
     background: Sequence[BackgroundTask] = (),
+    base_url: str | None = None,
 ) -> FastAPI:
+    """The node's app. ``base_url`` is the URL clients reach it at (default from node.toml's
+    host and port): the token endpoint's ``aud`` and the FHIR base (``{base_url}/fhir``) that
+    access tokens are issued for derive from it, never from a request's Host header."""
     tasks = [checkpointer(node), *background]
 
     @contextlib.asynccontextmanager
@@ -136,6 +145,21 @@ def create_app(
             authorize=authorize,
         )
     )
+
+    # SMART authorization (issue 6, ADR 0017): the token endpoint, and the FHIR routes'
+    # authentication, ``await app.state.bearer(request) -> Principal``, for tokens issued for
+    # ``app.state.fhir_base``.
+    base = (base_url or f"http://{node.settings.host}:{node.settings.port}").rstrip("/")
+    app.state.fhir_base = f"{base}/fhir"
+    tokens = TokenService(
+        node_key=node.key,
+        state_get=node.ledger_store.state_get,
+        token_endpoint=f"{base}/auth/token",
+        audience=app.state.fhir_base,
+        random_bytes=secrets.token_bytes,
+    )
+    app.include_router(auth_routes.router(tokens))
+    app.state.bearer = make_bearer_dependency(node.key.public_key, app.state.fhir_base, time.time)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request) -> HTMLResponse:
