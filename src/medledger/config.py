@@ -48,15 +48,13 @@ class AuthLimits:
     max_access_token_lifetime_s: int = 3600
     # Clocks of clients and nodes may disagree by this much.
     clock_skew_s: int = 60
-    # (client, jti) pairs remembered until their assertion expires; more is "overloaded".
-    max_seen_assertions: int = 100_000
 
     def __post_init__(self) -> None:
         if not 0 < self.access_token_lifetime_s <= self.max_access_token_lifetime_s <= 3600:
             raise ConfigurationError("access token lifetimes must be in 1..3600 s, in order")
         if not 0 < self.max_assertion_lifetime_s <= 300 or not 0 <= self.clock_skew_s <= 300:
             raise ConfigurationError("assertion lifetime must be in 1..300 s, clock skew 0..300 s")
-        for name in ("max_jws_bytes", "max_token_request_bytes", "max_seen_assertions"):
+        for name in ("max_jws_bytes", "max_token_request_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive")
 

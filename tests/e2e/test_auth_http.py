@@ -22,6 +22,7 @@ from medledger.core.ledger.contracts.common import Participant, participant_key
 from medledger.entrypoints.http import auth_routes, errors
 from medledger.entrypoints.http.bearer import make_bearer_dependency
 from medledger.services.tokens import TokenRequest, TokenService
+from medledger.testing.memory_seen import MemorySeenRequests
 
 NOW = 1_800_000_000
 BASE = "http://testserver"
@@ -90,6 +91,7 @@ def client() -> Iterator[AsgiClient]:
         token_endpoint=ENDPOINT,
         audience=FHIR,
         random_bytes=lambda n: next(_jtis).to_bytes(n, "big"),
+        seen=MemorySeenRequests(),
     )
     app.include_router(auth_routes.router(service, clock=lambda: NOW))
     app.state.bearer = make_bearer_dependency(NODE.public_key, FHIR, lambda: NOW)
@@ -321,6 +323,7 @@ def test_bearer_as_a_declared_dependency() -> None:
             token_endpoint=ENDPOINT,
             audience=FHIR,
             random_bytes=lambda n: b"\x01" * n,
+            seen=MemorySeenRequests(),
         )
         issued = service.issue(
             TokenRequest(**form(DOCTOR)),

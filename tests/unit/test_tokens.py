@@ -33,6 +33,7 @@ from medledger.services.tokens import (
     TokenRequest,
     TokenService,
 )
+from medledger.testing.memory_seen import MemorySeenRequests
 
 NOW = 1_800_000_000
 ENDPOINT = "https://node.example/auth/token"
@@ -89,13 +90,14 @@ STATE = {
 }
 
 
-def service(**limits: Any) -> TokenService:
+def service(max_seen: int = 1000, **limits: Any) -> TokenService:
     return TokenService(
         node_key=NODE,
         state_get=STATE.get,
         token_endpoint=ENDPOINT,
         audience=FHIR,
         random_bytes=lambda n: b"\x07" * n,
+        seen=MemorySeenRequests(max_seen),
         limits=AuthLimits(**limits),
     )
 
@@ -278,7 +280,7 @@ def test_same_jti_from_two_clients_is_not_a_replay() -> None:
 
 
 def test_replay_cache_is_bounded_and_forgets_only_expired_assertions() -> None:
-    tokens = service(max_seen_assertions=2)
+    tokens = service(max_seen=2)
     tokens.issue(request(assertion()), NOW)
     tokens.issue(request(assertion()), NOW)
     with pytest.raises(OverloadedError) as caught:

@@ -20,7 +20,6 @@ caller's (``now``); randomness is injected.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -45,6 +44,7 @@ from medledger.errors import (
     MedledgerError,
     OverloadedError,
 )
+from medledger.ports import SeenRequests
 
 GRANT_TYPE = "client_credentials"
 INVALID_REQUEST = "invalid_request"
@@ -83,35 +83,29 @@ class IssuedToken:
 
 
 class SeenAssertions:
-    """``(client, jti)`` pairs seen, kept until their assertion expires (RFC 7523 §3 item 7):
-    bounded in size (``max_seen_assertions``) and in time (an entry outlives its ``exp`` by the
-    clock skew at most). Full of live entries: ``OverloadedError`` -- never forget one early."""
+    """``(client, jti)`` pairs seen, kept until their assertion expires plus the clock skew
+    (RFC 7523 §3 item 7), in the node's store of one-time values: on disk, so a restart does
+    not reopen the window. Full of live entries: ``temporarily_unavailable`` -- never forget
+    one early."""
 
-    def __init__(self, limits: AuthLimits) -> None:
-        self._seen: dict[tuple[str, str], int] = {}
-        self._lock = threading.Lock()
+    def __init__(self, limits: AuthLimits, store: SeenRequests) -> None:
         self._limits = limits
+        self._store = store
 
     def check_and_remember(self, assertion: ClientAssertion, now: int) -> None:
-        key = (assertion.client_id, assertion.jti)
-        skew = self._limits.clock_skew_s
-        with self._lock:
-            if len(self._seen) >= self._limits.max_seen_assertions:
-                self._seen = {k: exp for k, exp in self._seen.items() if exp > now - skew}
-                if len(self._seen) >= self._limits.max_seen_assertions:
-                    raise oauth_error(
-                        OverloadedError("too many token requests: try again shortly"),
-                        "temporarily_unavailable",
-                    )
-            if key in self._seen and self._seen[key] > now - skew:
-                raise oauth_error(
-                    AuthenticationError("client assertion: jti was already used (a replay)"),
-                    INVALID_CLIENT,
-                )
-            self._seen[key] = assertion.exp
-
-    def __len__(self) -> int:
-        return len(self._seen)
+        key = f"assertion/{assertion.client_id}/{assertion.jti}"
+        try:
+            replay = self._store.seen_before(key, assertion.exp + self._limits.clock_skew_s, now)
+        except OverloadedError as e:
+            raise oauth_error(
+                OverloadedError("too many token requests: try again shortly"),
+                "temporarily_unavailable",
+            ) from e
+        if replay:
+            raise oauth_error(
+                AuthenticationError("client assertion: jti was already used (a replay)"),
+                INVALID_CLIENT,
+            )
 
 
 class TokenService:
@@ -125,6 +119,7 @@ class TokenService:
         token_endpoint: str,
         audience: str,
         random_bytes: Callable[[int], bytes],
+        seen: SeenRequests,
         limits: AuthLimits | None = None,
     ) -> None:
         self._node_key = node_key
@@ -133,7 +128,7 @@ class TokenService:
         self.audience = audience
         self._random = random_bytes
         self._limits = limits or AuthLimits()
-        self._seen = SeenAssertions(self._limits)
+        self._seen = SeenAssertions(self._limits, seen)
 
     def issue(self, request: TokenRequest, now: int) -> IssuedToken:
         """The steps in the module docstring, in order."""

@@ -157,6 +157,7 @@ def create_app(
         token_endpoint=f"{base}/auth/token",
         audience=app.state.fhir_base,
         random_bytes=secrets.token_bytes,
+        seen=node.seen_requests,
     )
     app.include_router(auth_routes.router(tokens))
     app.state.bearer = make_bearer_dependency(node.key.public_key, app.state.fhir_base, time.time)

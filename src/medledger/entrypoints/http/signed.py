@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from fastapi import Request
 
@@ -30,15 +30,10 @@ from medledger.core.ledger.envelope import (
 from medledger.core.ledger.tx import SignedTransaction
 from medledger.entrypoints.http.ledger_routes import read_body
 from medledger.errors import InvalidInputError
+from medledger.ports import SeenRequests
 
 REQUEST_TTL_S = 300
 PURPOSE = re.compile(r"[A-Z][A-Z0-9\-]{1,31}")
-
-
-class SeenRequests(Protocol):
-    """Where a node remembers the signed requests it has seen (``adapters.sqlite_nonces``)."""
-
-    def seen_before(self, key: str, expires_s: int, now_s: int) -> bool: ...
 
 
 class ReplayGuard:
