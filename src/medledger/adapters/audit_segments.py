@@ -44,9 +44,11 @@ class Segments:
         self._lock = threading.Lock()  # guards the append fd and the read fds
         self._append: tuple[int, int] | None = None  # (segment, fd)
         self._readers: dict[int, int] = {}
+        self._closed = False
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             fds = list(self._readers.values())
             if self._append is not None:
                 fds.append(self._append[1])
@@ -99,6 +101,8 @@ class Segments:
 
     def _append_fd(self, segment: int) -> int:
         with self._lock:
+            if self._closed:
+                raise StorageError("the audit segments are closed")
             if self._append is not None and self._append[0] == segment:
                 return self._append[1]
             if self._append is not None:
@@ -133,6 +137,8 @@ class Segments:
 
     def _read_fd(self, segment: int) -> int:
         with self._lock:
+            if self._closed:
+                raise StorageError("the audit segments are closed")
             fd = self._readers.get(segment)
             if fd is None:
                 try:
