@@ -1,6 +1,6 @@
-"""``python -m benchmarks [--quick] [--only log|ledger|records|consent]``: run the log suite,
-the ledger benchmark, the off-chain records benchmark and the consent decision benchmark;
-write results/{log,ledger,records,consent}.{json,md}."""
+"""``python -m benchmarks [--quick] [--only log|ledger|records|consent|audit]``: run the log
+suite, the ledger benchmark, the off-chain records benchmark, the consent decision benchmark
+and the access-event benchmark; write results/{log,ledger,records,consent,audit}.{json,md}."""
 
 from __future__ import annotations
 
@@ -21,7 +21,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from benchmarks import consent_bench, ledger, ledger_targets, machine, records_bench, report
+from benchmarks import (
+    audit_bench,
+    consent_bench,
+    ledger,
+    ledger_targets,
+    machine,
+    records_bench,
+    report,
+)
 from benchmarks.config import FULL, QUICK
 from benchmarks.ledger_config import FULL as LEDGER_FULL
 from benchmarks.ledger_config import QUICK as LEDGER_QUICK
@@ -30,7 +38,7 @@ from benchmarks.suite import run_suite
 from benchmarks.targets import Target, evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("log", "ledger", "records", "consent")
+BENCHMARKS = ("log", "ledger", "records", "consent", "audit")
 
 
 def _parse_args() -> argparse.Namespace:
@@ -114,6 +122,8 @@ def main() -> None:
         records_bench.run_and_write(quick=args.quick, out=args.out, console=console)
     if args.only in (None, "consent"):
         consent_bench.run_and_write(quick=args.quick, out=args.out, console=console)
+    if args.only in (None, "audit"):
+        audit_bench.run_and_write(quick=args.quick, out=args.out, console=console)
 
 
 main()
