@@ -442,3 +442,24 @@ def test_events_survive_a_node_restart(tmp_path: Path) -> None:
         assert receipt["event"] == events[0].to_json()
     finally:
         again.close()
+
+
+def test_a_waiting_caller_has_its_batch_sealed_early(node: Node, tmp_path: Path) -> None:
+    """Group commit: a permitted read waits for its event to be durable; that wait seals the
+    open batch min_batch_gap_ms after the last seal, not at the (here: 30 s) interval."""
+    service, store = side_service(
+        node, tmp_path / "a.db", batch_interval_ms=30_000, min_batch_gap_ms=10
+    )
+    service.start()
+    try:
+        began = time.monotonic()
+        ticket = service.record(event(node.key.did))
+        ticket.wait_durable(5.0)
+        assert time.monotonic() - began < 5.0
+        # events recorded without a waiter still wait for the interval
+        quiet = service.record(event(node.key.did))
+        time.sleep(0.2)
+        assert not quiet.durable
+    finally:
+        service.close()
+        store.close()

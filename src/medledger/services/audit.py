@@ -6,7 +6,8 @@ Handles, in the order an event meets them (ADR 0014):
    ``EventTicket`` at once -- the request path never waits for a block. The queue is
    bounded (``OverloadedError`` when full).
 2. sealing (the ``audit-sealer`` thread): every ``batch_interval_ms``, or as soon as
-   ``max_batch_events`` are waiting, the open batch is sealed -- each event hashed once, one
+   ``max_batch_events`` are waiting, or ``min_batch_gap_ms`` after the last seal when a
+   caller waits for its event to be durable (group commit), the open batch is sealed -- each event hashed once, one
    RFC 9162 root -- and its ``access.batch`` anchor transaction signed by the node key;
 3. storing (the ``audit-writer`` thread, overlapping the next sealing): the batch and all
    its events in ONE durable SQLite transaction. Its tickets are then durable
@@ -143,10 +144,16 @@ class AuditSettings:
     tx_ttl_s: int = 120
     #: How long ``close`` waits for outstanding anchors before leaving them to recovery.
     close_wait_s: float = 5.0
+    #: A caller waiting for its event to be durable (a permitted read) has the open batch
+    #: sealed early -- but never sooner than this after the last seal: group commit, so a
+    #: lone reader waits milliseconds, not a whole interval, and anchors stay few.
+    min_batch_gap_ms: int = 20
 
     def __post_init__(self) -> None:
         if not 1 <= self.batch_interval_ms <= 60_000:
             raise ConfigurationError("batch_interval_ms must be in 1..60000")
+        if not 0 <= self.min_batch_gap_ms <= self.batch_interval_ms:
+            raise ConfigurationError("min_batch_gap_ms must be in 0..batch_interval_ms")
         if not 1 <= self.max_batch_events <= 1_000_000:
             raise ConfigurationError("max_batch_events must be in 1..1000000")
         if self.max_queued_events < self.max_batch_events:
@@ -169,11 +176,14 @@ class _OpenBatch:
 class EventTicket:
     """What ``record`` returns: a handle on the recorded event's durability."""
 
-    __slots__ = ("_batch", "event_id")
+    __slots__ = ("_batch", "_hurry", "event_id")
 
-    def __init__(self, event_id: str, batch: _OpenBatch) -> None:
+    def __init__(
+        self, event_id: str, batch: _OpenBatch, hurry: Callable[[], None] = lambda: None
+    ) -> None:
         self.event_id = event_id
         self._batch = batch
+        self._hurry = hurry
 
     @property
     def durable(self) -> bool:
@@ -191,6 +201,8 @@ class EventTicket:
         ``StorageError`` if the batch could not be stored (the event is lost: the caller must
         not grant the access it records), ``OverloadedError`` if ``timeout_s`` passed first.
         """
+        if not self._batch.durable.is_set():
+            self._hurry()  # someone waits: seal soon (group commit), not at the interval
         if not self._batch.durable.wait(timeout_s):
             raise OverloadedError(f"the access event was not stored within {timeout_s} s")
         if self._batch.error is not None:
@@ -245,6 +257,7 @@ class AuditService:
         self._ready: list[_OpenBatch] = []
         self._queued = 0
         self._stopping = False
+        self._hurried = False  # a caller waits for durability (see ``_hurry``)
         self._closed = False
         self._unsubmitted: collections.deque[_Pending] = collections.deque()
         #: Sealed batches on their way to the writer; two at most, so sealing cannot run far
@@ -311,7 +324,14 @@ class AuditService:
                 self._ready.append(batch)
                 self._open = _OpenBatch()
                 self._cond.notify_all()
-        return EventTicket(event.event_id, batch)
+        return EventTicket(event.event_id, batch, self._hurry)
+
+    def _hurry(self) -> None:
+        """A caller waits for durability: wake the sealer (it keeps ``min_batch_gap_ms``)."""
+        with self._cond:
+            if not self._hurried:
+                self._hurried = True
+                self._cond.notify_all()
 
     def pending_events(self) -> int:
         """Events recorded but not yet stored."""
@@ -333,16 +353,22 @@ class AuditService:
         Hashing (here) and storing (the writer) overlap: SQLite runs its inserts and fsync
         with the GIL released, so the next batch is hashed while the last one is written."""
         interval = self._settings.batch_interval_ms / 1000
+        gap = self._settings.min_batch_gap_ms / 1000
+        last_seal = 0.0
         while True:
             with self._cond:
                 deadline = time.monotonic() + interval
                 while not (self._ready or self._stopping):
+                    if self._hurried:
+                        deadline = min(deadline, last_seal + gap)
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
+                self._hurried = False
                 work = self._take_work()
                 stopping = self._stopping
+            last_seal = time.monotonic()
             for slot in work:
                 sealed = self._seal(slot)
                 if sealed is not None:
