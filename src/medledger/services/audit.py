@@ -7,8 +7,9 @@ Handles, in the order an event meets them (ADR 0014):
    bounded (``OverloadedError`` when full).
 2. sealing (the ``audit-sealer`` thread): every ``batch_interval_ms``, or as soon as
    ``max_batch_events`` are waiting, or ``min_batch_gap_ms`` after the last seal when a
-   caller waits for its event to be durable (group commit), the open batch is sealed -- each event hashed once, one
-   RFC 9162 root -- and its ``access.batch`` anchor transaction signed by the node key;
+   caller waits for its event to be durable (group commit), the open batch is sealed --
+   each event hashed once, one RFC 9162 root -- and its ``access.batch`` anchor
+   transaction signed by the node key;
 3. storing (the ``audit-writer`` thread, overlapping the next sealing): the batch and all
    its events in ONE durable SQLite transaction. Its tickets are then durable
    (``EventTicket.wait_durable``: no access without durable evidence), and the anchor goes

@@ -51,6 +51,7 @@ from medledger.errors import (
 )
 from medledger.ports import BlobStore, KeyedVersion
 from medledger.services.access import AccessService
+from medledger.services.key_cache import DataKeyCache
 from medledger.services.ledger import LedgerNode
 
 TX_TTL_S = 120
@@ -117,6 +118,7 @@ class RecordService:
         # Puts to one record are serialised (its next version depends on the head); puts to
         # different records share a block. Lock striping keeps the lock set bounded.
         self._put_locks = tuple(threading.Lock() for _ in range(64))
+        self._keys = DataKeyCache()
         self._published = False
 
     # --- ledger state -----------------------------------------------------------------------
@@ -244,6 +246,7 @@ class RecordService:
         return wraps
 
     def _abandon(self, patient: str, record_id: str, version: int, cid: str) -> None:
+        self._keys.forget(patient, record_id)
         self._vault.drop_version(patient, record_id, version)
         self._blobs.delete(cid)
 
@@ -306,13 +309,23 @@ class RecordService:
             raise TamperError("the stored ciphertext is not the one anchored on the ledger")
         return decision, stored, anchored
 
+    def _data_key(self, stored: KeyedVersion) -> bytes:
+        """A version's data key, unwrapped from the node's wrap (recently used ones cached)."""
+        info = WrapInfo(stored.record_id, stored.version, self._node_key.did, "custodian")
+        return self._keys.get_or_unwrap(
+            stored.patient,
+            stored.record_id,
+            stored.version,
+            stored.node_wrap,
+            lambda: unwrap_key(stored.node_wrap, self._node_enc.private_key, info),
+        )
+
     def read(self, request: AccessRequest, version: int | None, now_ms: int) -> ReadResult:
         """Decrypt a version for a permitted requester; verify CID and commitment."""
         _, stored, anchored = self._authorised_version(request, version, now_ms)
         record_id = _record_id(request)
         aad = RecordAad(record_id, stored.version, stored.resource_type, request.patient)
-        info = WrapInfo(record_id, stored.version, self._node_key.did, "custodian")
-        data_key = unwrap_key(stored.node_wrap, self._node_enc.private_key, info)
+        data_key = self._data_key(stored)
         content = open_record(self._blobs.get(stored.cid), data_key, aad)
         verify_commitment(stored.salt, content, bytes.fromhex(str(anchored["commitment"])))
         return ReadResult(stored.version, stored.resource_type, stored.cid, content)
@@ -323,8 +336,7 @@ class RecordService:
         """Wrap a version's data key to the requester's ephemeral session key, if permitted."""
         decision, stored, _ = self._authorised_version(request, version, now_ms)
         record_id = _record_id(request)
-        info = WrapInfo(record_id, stored.version, self._node_key.did, "custodian")
-        data_key = unwrap_key(stored.node_wrap, self._node_enc.private_key, info)
+        data_key = self._data_key(stored)
         grant = decision.basis or "unknown"
         release = WrapInfo(record_id, stored.version, request.requester, grant)
         wrap = wrap_key(data_key, session_key, release)
@@ -347,6 +359,7 @@ class RecordService:
         self._access.require(request, self._facts(head, None), now_ms)
         if head is None:
             raise NotFoundError("no such record")
+        self._keys.forget(request.patient, record_id)
         cids = self._vault.shred(request.patient, record_id)
         for cid in cids:
             self._blobs.delete(cid)
