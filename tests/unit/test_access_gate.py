@@ -14,8 +14,6 @@ from medledger.core.access.gate import (
     evaluate_access,
 )
 from medledger.core.consent.index import ConsentIndex
-from medledger.core.identity.did_key import did_from_public_key
-from medledger.core.ledger.contracts.common import Participant, participant_key
 from medledger.core.ledger.contracts.consent import ConsentContract, active_consents
 from medledger.core.ledger.genesis import Authority, Genesis, genesis_writes
 from medledger.core.ledger.runtime import BlockContext
@@ -23,10 +21,7 @@ from medledger.core.ledger.tx import Transaction
 from medledger.errors import InvalidInputError
 from medledger.testing.memory_state_reader import DictState
 
-
-def did(n: int) -> str:
-    return did_from_public_key(bytes([n]) * 32)
-
+from .world import did, participant, permit_policy
 
 NETWORK = "medledger-test"
 NOW = 1_700_000_000_000
@@ -38,13 +33,6 @@ DR_HOUSE, DR_WILSON, DR_ER, OFFICER, CLINIC_OFFICER, NURSE = (
 PATIENT, OTHER_PATIENT, RELATIVE, STRANGER = did(30), did(31), did(40), did(99)
 CONTRACT = ConsentContract()
 JUSTIFICATION = "unconscious on arrival, allergy history needed"
-
-
-def participant(
-    who: str, kind: str, roles: tuple[str, ...] = (), *, org: str | None = None, active: bool = True
-) -> dict[str, bytes]:
-    record = Participant(who, kind, roles, org, None, False, active, AUTHORITY, 1)
-    return {participant_key(who): record.to_state()}
 
 
 def world() -> DictState:
@@ -67,24 +55,10 @@ def world() -> DictState:
     )
 
 
-def provision(actor: str, **changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "type": "permit", "period": None, "actions": ["access"], "security_labels": [],
-        "purposes": ["TREAT"], "classes": [], "codes": [], "data_period": None, "data": [],
-        "provisions": [],
-        "actors": [{"role": "PRCP", "reference": actor, "practitioner_role": None}],
-    }  # fmt: skip
-    body.update(changes)
-    return body
-
-
-def consent(consent_id: str, prov: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "consent_id": consent_id, "patient": PATIENT, "status": "active",
-        "scope": "patient-privacy", "categories": ["http://loinc.org|59284-0"],
-        "performers": [], "organizations": [],
-        "policy_rule": None, "date_time_ms": None, "provision": prov,
-    }  # fmt: skip
+def consent(consent_id: str, actor: str, **provision: Any) -> dict[str, Any]:
+    """The patient permits ``actor`` to read for treatment, the root provision changed as
+    given."""
+    return permit_policy(consent_id, PATIENT, actor, **provision)
 
 
 def run(state: DictState, tx_type: str, payload: dict[str, Any], sender: str = PATIENT) -> None:
@@ -124,7 +98,7 @@ def decide(
 def granted() -> DictState:
     """The patient granted Dr House access for treatment."""
     state = world()
-    run(state, "consent.grant", {"consent": consent("c-house", provision(DR_HOUSE))})
+    run(state, "consent.grant", {"consent": consent("c-house", DR_HOUSE)})
     return state
 
 
@@ -154,7 +128,7 @@ def test_revoked_grant_is_denied(granted: DictState) -> None:
 def test_expired_grant_is_denied() -> None:
     state = world()
     period = {"start_ms": None, "end_ms": NOW}
-    run(state, "consent.grant", {"consent": consent("c-1", provision(DR_HOUSE, period=period))})
+    run(state, "consent.grant", {"consent": consent("c-1", DR_HOUSE, period=period)})
     assert decide(state, DR_HOUSE, now=NOW - 1).permit
     assert not decide(state, DR_HOUSE, now=NOW).permit
 
@@ -165,16 +139,16 @@ def test_wrong_purpose_is_denied(granted: DictState) -> None:
 
 def test_organization_grant_covers_its_practitioners() -> None:
     state = world()
-    run(state, "consent.grant", {"consent": consent("c-org", provision(CLINIC))})
+    run(state, "consent.grant", {"consent": consent("c-org", CLINIC)})
     assert decide(state, NURSE).permit
     assert not decide(state, DR_HOUSE).permit
 
 
 def test_nested_deny_wins(granted: DictState) -> None:
-    nested = provision(DR_WILSON, type="deny", actors=[])
-    nested["classes"] = ["Observation"]
-    prov = provision(CLINIC, provisions=[nested])
-    run(granted, "consent.grant", {"consent": consent("c-clinic", prov)})
+    root = consent("c-clinic", CLINIC)["provision"]
+    nested = {**root, "type": "deny", "actors": [], "classes": ["Observation"]}
+    body = consent("c-clinic", CLINIC, provisions=[nested])
+    run(granted, "consent.grant", {"consent": body})
     assert not decide(granted, NURSE).permit
 
 
@@ -267,8 +241,7 @@ def test_break_glass_at_an_inactive_organization_is_denied() -> None:
 
 def test_break_glass_is_not_used_when_consent_permits() -> None:
     state = world()
-    prov = provision(DR_ER, purposes=["TREAT"])
-    run(state, "consent.grant", {"consent": consent("c-er", prov)})
+    run(state, "consent.grant", {"consent": consent("c-er", DR_ER, purposes=["TREAT"])})
     decision = decide(state, DR_ER, purpose="ETREAT", justification=JUSTIFICATION)
     assert decision.permit and not decision.break_glass
 

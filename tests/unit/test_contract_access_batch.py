@@ -7,19 +7,14 @@ import json
 
 import pytest
 
-from medledger.core.identity.did_key import did_from_public_key
 from medledger.core.ledger.canonical import JSON, canonical
 from medledger.core.ledger.contracts.access_batch import AccessBatchContract, batch_key
-from medledger.core.ledger.contracts.common import Participant, participant_key
 from medledger.core.ledger.genesis import Authority, Genesis, genesis_writes
 from medledger.core.ledger.runtime import BlockContext, ContractError
 from medledger.core.ledger.tx import Transaction
 from medledger.testing.memory_state_reader import DictState
 
-
-def did(n: int) -> str:
-    return did_from_public_key(bytes([n]) * 32)
-
+from .world import did, participant
 
 NETWORK = "medledger-test"
 CTX = BlockContext(network=NETWORK, height=7, time_ms=1_700_000_000_000, proposer=did(1))
@@ -27,13 +22,6 @@ CONTRACT = AccessBatchContract()
 AUTHORITY, HOSPITAL, CLOSED_ORG = did(1), did(10), did(12)
 DOCTOR, PATIENT, STRANGER = did(20), did(30), did(99)
 ROOT = hashlib.sha256(b"batch root").hexdigest()
-
-
-def participant(
-    who: str, kind: str, roles: tuple[str, ...] = (), *, org: str | None = None, active: bool = True
-) -> dict[str, bytes]:
-    record = Participant(who, kind, roles, org, None, False, active, AUTHORITY, 1)
-    return {participant_key(who): record.to_state()}
 
 
 def world() -> DictState:

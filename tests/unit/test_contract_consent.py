@@ -11,9 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medledger.core.identity.did_key import did_from_public_key
 from medledger.core.ledger.canonical import JSON
-from medledger.core.ledger.contracts.common import Participant, participant_key
 from medledger.core.ledger.contracts.consent import (
     ConsentContract,
     active_consents,
@@ -28,10 +26,7 @@ from medledger.core.ledger.runtime import BlockContext, ContractError, Overlay
 from medledger.core.ledger.tx import Transaction
 from medledger.testing.memory_state_reader import DictState
 
-
-def did(n: int) -> str:
-    return did_from_public_key(bytes([n]) * 32)
-
+from .world import did, participant, permit_policy
 
 NETWORK = "medledger-test"
 T0 = 1_700_000_000_000
@@ -40,13 +35,6 @@ CONTRACT = ConsentContract()
 AUTHORITY, HOSPITAL = did(1), did(10)
 DOCTOR, OTHER_DOCTOR = did(20), did(21)
 PATIENT, OTHER_PATIENT, RELATIVE, STRANGER = did(30), did(31), did(40), did(99)
-
-
-def participant(
-    who: str, kind: str, roles: tuple[str, ...] = (), *, org: str | None = None, active: bool = True
-) -> dict[str, bytes]:
-    record = Participant(who, kind, roles, org, None, False, active, AUTHORITY, 1)
-    return {participant_key(who): record.to_state()}
 
 
 def world() -> DictState:
@@ -67,30 +55,8 @@ def world() -> DictState:
 def policy(
     consent_id: str = "c-1", *, patient: str = PATIENT, actor: str = DOCTOR, status: str = "active"
 ) -> dict[str, Any]:
-    return {
-        "consent_id": consent_id,
-        "patient": patient,
-        "status": status,
-        "scope": "patient-privacy",
-        "categories": ["http://loinc.org|59284-0"],
-        "performers": [],
-        "organizations": [],
-        "policy_rule": None,
-        "date_time_ms": None,
-        "provision": {
-            "type": "permit",
-            "period": None,
-            "actors": [{"role": "PRCP", "reference": actor, "practitioner_role": None}],
-            "actions": ["access"],
-            "security_labels": [],
-            "purposes": ["TREAT"],
-            "classes": [],
-            "codes": [],
-            "data_period": None,
-            "data": [],
-            "provisions": [],
-        },
-    }
+    """``patient`` permits ``actor`` to read for treatment: the consent's policy form."""
+    return {**permit_policy(consent_id, patient, actor), "status": status}
 
 
 def tx(tx_type: str, payload: dict[str, Any], sender: str) -> Transaction:

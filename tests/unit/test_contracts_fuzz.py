@@ -30,6 +30,8 @@ from medledger.core.ledger.runtime import BlockContext, Runtime
 from medledger.core.ledger.tx import SignedTransaction, Transaction
 from medledger.testing.memory_state_reader import DictState
 
+from .world import permit_policy
+
 
 def did(n: int) -> str:
     return did_from_public_key(bytes([n]) * 32)
@@ -136,31 +138,9 @@ def valid_batch() -> dict[str, JSON]:
 
 
 def valid_consent(consent_id: str = "c-1", actor: str = DOCTOR) -> dict[str, JSON]:
-    """A consent's policy form (``medledger.core.consent.model``): PATIENT permits ``actor``."""
-    return {
-        "consent_id": consent_id,
-        "patient": PATIENT,
-        "status": "active",
-        "scope": "patient-privacy",
-        "categories": ["http://loinc.org|59284-0"],
-        "performers": [],
-        "organizations": [],
-        "policy_rule": None,
-        "date_time_ms": None,
-        "provision": {
-            "type": "permit",
-            "period": None,
-            "actors": [{"role": "PRCP", "reference": actor, "practitioner_role": None}],
-            "actions": ["access"],
-            "security_labels": [],
-            "purposes": ["TREAT"],
-            "classes": ["Observation"],
-            "codes": [],
-            "data_period": None,
-            "data": [],
-            "provisions": [],
-        },
-    }
+    """A consent's policy form (``medledger.core.consent.model``): PATIENT permits ``actor``
+    to read Observations."""
+    return permit_policy(consent_id, PATIENT, actor, classes=["Observation"])
 
 
 EVENT_ID = "a" * 26
