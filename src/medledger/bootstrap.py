@@ -11,6 +11,7 @@ A home directory holds::
     data/ledger.db       blocks, transactions and contract state
     data/keys.db         off-chain key vault: salts and data-key wraps (secure_delete)
     data/audit.db        access events and their sealed batches (ADR 0014)
+    data/fhir.db         the FHIR API's search index (PHI, node-local, ADR 0018)
     data/blobs/          encrypted record versions, by CID
 
 The node key's passphrase comes from ``$MEDLEDGER_PASSPHRASE`` or, for demo homes only, from
@@ -33,6 +34,7 @@ from medledger.adapters.blob_fs import FilesystemBlobStore
 from medledger.adapters.files import atomic_write, read_owner_only
 from medledger.adapters.keystore import generate_key, read_key_file, write_key_file
 from medledger.adapters.sqlite_audit import SqliteAuditStore
+from medledger.adapters.sqlite_fhir_index import SqliteFhirIndex
 from medledger.adapters.sqlite_keys import SqliteKeyVault
 from medledger.adapters.sqlite_ledger import SqliteLedger
 from medledger.adapters.sqlite_log import SqliteLog
@@ -45,6 +47,7 @@ from medledger.core.note import Signer, format_signer_key, parse_signer_key
 from medledger.errors import ConfigurationError, MedledgerError
 from medledger.services.access import AccessService
 from medledger.services.audit import AuditService
+from medledger.services.fhir import FhirService
 from medledger.services.ledger import LedgerNode
 from medledger.services.log import TransparencyLog
 from medledger.services.ordering import SoloOrdering
@@ -59,6 +62,7 @@ LOG_DB_FILE = Path("data") / "log.db"
 LEDGER_DB_FILE = Path("data") / "ledger.db"
 KEYS_DB_FILE = Path("data") / "keys.db"
 AUDIT_DB_FILE = Path("data") / "audit.db"
+FHIR_DB_FILE = Path("data") / "fhir.db"
 BLOBS_DIR = Path("data") / "blobs"
 PASSPHRASE_ENV = "MEDLEDGER_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 log = logging.getLogger("medledger.node")
@@ -210,6 +214,8 @@ class Node:
     audit_store: SqliteAuditStore
     audit: AuditService
     access: AccessService
+    fhir_index: SqliteFhirIndex
+    fhir: FhirService
     _builder: threading.Thread | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -233,6 +239,7 @@ class Node:
         if self._builder is not None:
             self._builder.join(timeout=10)
         self.vault.close()
+        self.fhir_index.close()
         self.audit_store.close()
         self.ledger_store.close()
         self.store.close()
@@ -279,6 +286,7 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
         clock_ms=_now_ms,
     )
     access = AccessService(ledger=ledger, audit=audit, node_did=key.did)
+    fhir_index = SqliteFhirIndex(_data_path(home, FHIR_DB_FILE))
     records = RecordService(
         ledger=ledger,
         access=access,
@@ -287,6 +295,10 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
         node_key=key,
         node_encryption=encryption_keypair(key),
         random_bytes=secrets.token_bytes,
+        on_erase=fhir_index.forget,
+    )
+    fhir = FhirService(
+        records=records, index=fhir_index, ledger=ledger, audit=audit, node_did=key.did
     )
     return Node(
         home,
@@ -304,4 +316,6 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
         audit_store,
         audit,
         access,
+        fhir_index,
+        fhir,
     )

@@ -16,8 +16,10 @@ from fastapi.responses import HTMLResponse
 
 from medledger import __version__
 from medledger.bootstrap import Node
+from medledger.core.auth.principal import Principal
 from medledger.core.ledger.contracts.review import review_key
 from medledger.core.ledger.envelope import TxLimits
+from medledger.entrypoints.fhir import routes as fhir_routes
 from medledger.entrypoints.http import (
     audit_routes,
     consent_routes,
@@ -49,6 +51,11 @@ def open_on_loopback(request: Request) -> None:
     raise AccessDeniedError("the log is readable from this machine only")
 
 
+async def no_bearer_tokens(_: Request) -> Principal:
+    """The FHIR API's principal until bearer tokens are wired (SMART, issue 6): nobody."""
+    raise AccessDeniedError("this node does not accept bearer tokens yet")
+
+
 def checkpointer(node: Node) -> BackgroundTask:
     """Sign a checkpoint every ``checkpoint_interval_s`` while entries arrive."""
 
@@ -69,6 +76,7 @@ def create_app(
     *,
     authorize: Callable[[Request], None] = open_on_loopback,
     background: Sequence[BackgroundTask] = (),
+    fhir_principal: fhir_routes.PrincipalDependency = no_bearer_tokens,
 ) -> FastAPI:
     tasks = [checkpointer(node), *background]
 
@@ -135,6 +143,8 @@ def create_app(
             authorize=authorize,
         )
     )
+
+    app.include_router(fhir_routes.router(fhir=node.fhir, principal=fhir_principal))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request) -> HTMLResponse:
