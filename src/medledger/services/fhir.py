@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -96,6 +96,17 @@ class Written:
     resource: dict[str, Any]
     version: int
     provenance: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A write checked in full (validation, patient, scopes, writer, If-Match), not yet made;
+    ``base_version``: the head it was checked against (None for a create)."""
+
+    resource: dict[str, Any]
+    patient: str
+    activity: Activity
+    base_version: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +213,7 @@ class FhirService:
         ):
             raise AccessDeniedError("only practitioners of this node's organization write here")
 
-    def _patient_of(self, resource: dict[str, Any]) -> str:
+    def _patient_of(self, resource: dict[str, Any], pending: Mapping[str, str]) -> str:
         if resource["resourceType"] == "Patient":
             did = patient_did(resource)
             who = read_participant(self._ledger.state_reader(), did)
@@ -213,6 +224,8 @@ class FhirService:
                 )
             return did
         patient_id = patient_reference(resource)
+        if patient_id in pending:
+            return pending[patient_id]
         head = self._index.head("Patient", patient_id)
         if head is None or head.deleted:
             element = PATIENT_ELEMENT[resource["resourceType"]]
@@ -259,18 +272,106 @@ class FhirService:
         served = with_meta(resource, result.version, instant(now_ms))
         return Written(served, result.version, to_provenance(anchor, custodian=self._node))
 
-    def create(
-        self, principal: Principal, resource_type: str, body: object, now_ms: int
-    ) -> Written:
-        """FHIR create: the server assigns the id (the ledger's record id)."""
+    def prepare_create(
+        self,
+        principal: Principal,
+        resource_type: str,
+        body: object,
+        *,
+        record_id: str | None = None,
+        pending: Mapping[str, str] | None = None,
+    ) -> Prepared:
+        """Everything a create checks, before anything is written; ``pending``: the Patients
+        (id -> did:key) a transaction creates before this entry."""
         resource = parse_resource(body, resource_type)
-        patient = self._patient_of(resource)
+        patient = self._patient_of(resource, pending or {})
         self._scope(principal, resource_type, "c", patient=patient)
         self._writer(principal)
         if resource_type == "Patient" and self._index.patient_resource(patient) is not None:
             raise ConflictError("a Patient resource for this did:key exists already")
-        resource["id"] = self._new_id()
-        return self._put(principal, resource, patient, "create", now_ms, rows=extract(resource))
+        resource["id"] = record_id or self._new_id()
+        return Prepared(resource, patient, "create", None)
+
+    def prepare_update(
+        self,
+        principal: Principal,
+        resource_type: str,
+        record_id: str,
+        body: object,
+        *,
+        if_match: int | None,
+        pending: Mapping[str, str] | None = None,
+    ) -> Prepared:
+        check_id(record_id)
+        resource = parse_resource(body, resource_type)
+        if resource.get("id") != record_id:
+            raise InvalidInputError("id: must equal the id in the URL", parameter="id")
+        head = self._index.head(resource_type, record_id)
+        if head is None:
+            raise NotFoundError("no such resource (ids are assigned by the server)")
+        patient = self._patient_of(resource, pending or {})
+        self._scope(principal, resource_type, "u", patient=head.patient)
+        self._writer(principal)
+        if patient != head.patient:
+            raise InvalidInputError(
+                "the resource's patient cannot change",
+                parameter=PATIENT_ELEMENT.get(resource_type, "Patient.identifier"),
+            )
+        if if_match is not None and if_match != head.version:
+            raise PreconditionFailedError("If-Match: the resource is at another version")
+        return Prepared(resource, patient, "update", head.version)
+
+    def prepare_delete(
+        self, principal: Principal, resource_type: str, record_id: str
+    ) -> Prepared | None:
+        check_id(record_id)
+        head = self._index.head(resource_type, record_id)
+        if head is None:
+            raise NotFoundError("no such resource")
+        self._scope(principal, resource_type, "d", patient=head.patient)
+        self._writer(principal)
+        if head.deleted:
+            return None
+        marker = {"resourceType": resource_type, "id": record_id}
+        return Prepared(marker, head.patient, "delete", head.version)
+
+    def commit(self, principal: Principal, prepared: Prepared, now_ms: int) -> Written:
+        """Write a prepared version (its record's lock held; the head re-checked)."""
+        resource = prepared.resource
+        with self._lock(str(resource["id"])):
+            head = self._index.head(str(resource["resourceType"]), str(resource["id"]))
+            if (None if head is None else head.version) != prepared.base_version:
+                raise PreconditionFailedError("the resource changed meanwhile")
+            rows = () if prepared.activity == "delete" else extract(resource)
+            return self._put(principal, resource, prepared.patient, prepared.activity, now_ms,
+                             rows=rows)  # fmt: skip
+
+    def new_id(self) -> str:
+        """A fresh logical id (= the record id on the ledger)."""
+        return self._new_id()
+
+    def revert(self, principal: Principal, prepared: Prepared, done: Written, now_ms: int) -> None:
+        """Undo a write of a failed transaction with a new version: a create is deleted, an
+        update or delete restored to the version before (read as the custodian)."""
+        resource = prepared.resource
+        resource_type, record_id = str(resource["resourceType"]), str(resource["id"])
+        if prepared.activity == "create":
+            marker = {"resourceType": resource_type, "id": record_id}
+            self.commit(principal, Prepared(marker, prepared.patient, "delete", done.version),
+                        now_ms)  # fmt: skip
+            return
+        request = AccessRequest(self._node, prepared.patient, record_id, "read", "TREAT")
+        (authorised,) = self._records.authorise_many([(request, prepared.base_version)], now_ms)
+        if authorised is None:
+            raise ConflictError("the version before could not be read back")
+        before = json.loads(self._records.open(authorised).content)
+        self.commit(principal, Prepared(before, prepared.patient, "update", done.version), now_ms)
+
+    def create(
+        self, principal: Principal, resource_type: str, body: object, now_ms: int
+    ) -> Written:
+        """FHIR create: the server assigns the id (the ledger's record id)."""
+        return self.commit(principal, self.prepare_create(principal, resource_type, body), now_ms)
 
     def update(
         self,
@@ -283,41 +384,15 @@ class FhirService:
         now_ms: int,
     ) -> Written:
         """FHIR update of an existing resource; ``if_match``: the version it must be at."""
-        check_id(record_id)
-        resource = parse_resource(body, resource_type)
-        if resource.get("id") != record_id:
-            raise InvalidInputError("id: must equal the id in the URL", parameter="id")
-        with self._lock(record_id):
-            head = self._index.head(resource_type, record_id)
-            if head is None:
-                raise NotFoundError("no such resource (ids are assigned by the server)")
-            patient = self._patient_of(resource)
-            self._scope(principal, resource_type, "u", patient=head.patient)
-            self._writer(principal)
-            if patient != head.patient:
-                raise InvalidInputError(
-                    "the resource's patient cannot change",
-                    parameter=PATIENT_ELEMENT.get(resource_type, "Patient.identifier"),
-                )
-            if if_match is not None and if_match != head.version:
-                raise PreconditionFailedError("If-Match: the resource is at another version")
-            return self._put(principal, resource, patient, "update", now_ms, rows=extract(resource))
+        prepared = self.prepare_update(principal, resource_type, record_id, body, if_match=if_match)
+        return self.commit(principal, prepared, now_ms)
 
     def delete(
         self, principal: Principal, resource_type: str, record_id: str, now_ms: int
     ) -> int | None:
         """FHIR delete: a new version marked deleted (history kept); not erasure."""
-        check_id(record_id)
-        with self._lock(record_id):
-            head = self._index.head(resource_type, record_id)
-            if head is None:
-                raise NotFoundError("no such resource")
-            self._scope(principal, resource_type, "d", patient=head.patient)
-            self._writer(principal)
-            if head.deleted:
-                return None
-            marker = {"resourceType": resource_type, "id": record_id}
-            return self._put(principal, marker, head.patient, "delete", now_ms, rows=()).version
+        prepared = self.prepare_delete(principal, resource_type, record_id)
+        return None if prepared is None else self.commit(principal, prepared, now_ms).version
 
     # --- step 3: reads ---------------------------------------------------------------------
     def _request(

@@ -72,6 +72,7 @@ def capability_statement(base: str, now: str) -> dict[str, Any]:
                     "description": "SMART on FHIR scopes, then the patient's consent on every "
                     "read; every decision is an access event on the transparency log",
                 },
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
                 "resource": [
                     *(_resource(t) for t in STORED_TYPES),
                     {"type": "Provenance", "interaction": [{"code": "read"}]},

@@ -34,11 +34,13 @@ from medledger.entrypoints.fhir.outcome import (
 from medledger.entrypoints.http.ledger_routes import read_body
 from medledger.errors import InvalidInputError, MedledgerError, NotFoundError
 from medledger.services.fhir import FhirService, HistoryEntry, SearchResult, Written
+from medledger.services.fhir_bundle import BundleResult, BundleService
 
 FHIR_JSON: Final = "application/fhir+json"
 #: The largest resource body accepted, and the largest ``_search`` form.
 MAX_RESOURCE_BYTES: Final = 1024 * 1024
 MAX_FORM_BYTES: Final = 16 * 1024
+MAX_BUNDLE_BYTES: Final = 8 * 1024 * 1024
 _ACCEPTED: Final = ("application/fhir+json", "application/json", "application/*", "*/*")
 PrincipalDependency = Callable[[Request], Awaitable[Principal]]
 
@@ -91,8 +93,8 @@ def _negotiate(request: Request) -> None:
             )
 
 
-async def _json_body(request: Request) -> object:
-    raw = await read_body(request, MAX_RESOURCE_BYTES)
+async def _json_body(request: Request, limit: int = 0) -> object:
+    raw = await read_body(request, limit or MAX_RESOURCE_BYTES)
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as e:
@@ -211,8 +213,46 @@ def _history_bundle(request: Request, entries: list[HistoryEntry]) -> dict[str, 
     return {"resourceType": "Bundle", "type": "history", "total": len(out), "entry": out}
 
 
+_REASON = {200: "OK", 201: "Created", 204: "No Content"}
+
+
+def _bundle_response(request: Request, result: BundleResult) -> dict[str, Any]:
+    entries: list[dict[str, Any]] = []
+    for entry, written, error in result.entries:
+        if error is not None:
+            status, outcome = outcome_for(error)
+            entries.append({"response": {"status": str(status), "outcome": outcome}})
+            continue
+        code = 201 if entry.method == "POST" else (204 if entry.method == "DELETE" else 200)
+        response: dict[str, Any] = {"status": f"{code} {_REASON[code]}"}
+        if written is not None:
+            resource = written.resource
+            response["location"] = (
+                f"{resource['resourceType']}/{resource['id']}/_history/{written.version}"
+            )
+            response["etag"] = f'W/"{written.version}"'
+            response["lastModified"] = resource["meta"]["lastUpdated"]
+        item: dict[str, Any] = {"response": response}
+        if written is not None and entry.method != "DELETE":
+            item["fullUrl"] = f"{_base(request)}/{written.resource['resourceType']}/" + str(
+                written.resource["id"]
+            )
+            item["resource"] = written.resource
+        entries.append(item)
+    return {"resourceType": "Bundle", "type": result.kind, "entry": entries}
+
+
 def router(*, fhir: FhirService, principal: PrincipalDependency) -> APIRouter:
     r = APIRouter(prefix="/fhir", tags=["fhir"], route_class=FhirRoute)
+    bundles = BundleService(fhir)
+
+    @r.post("", summary="A transaction or batch Bundle")
+    @r.post("/", include_in_schema=False)
+    async def bundle(request: Request) -> Response:
+        body = await _json_body(request, MAX_BUNDLE_BYTES)
+        who = await principal(request)
+        result = await run_in_threadpool(bundles.process, who, body, _now_ms())
+        return fhir_response(_bundle_response(request, result))
 
     @r.get("/metadata", summary="The CapabilityStatement")
     async def metadata(request: Request) -> Response:
@@ -259,6 +299,22 @@ def router(*, fhir: FhirService, principal: PrincipalDependency) -> APIRouter:
         who = await principal(request)
         written = await run_in_threadpool(fhir.create, who, _type(resource_type), body, _now_ms())
         return _written(request, written, 201)
+
+    _instance_routes(r, fhir, principal)
+
+    @r.api_route(
+        "/{rest:path}",
+        methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
+        include_in_schema=False,
+    )
+    async def unknown(rest: str) -> Response:  # noqa: ARG001 - the path is not echoed
+        raise NotFoundError("no such FHIR endpoint on this server")
+
+    return r
+
+
+def _instance_routes(r: APIRouter, fhir: FhirService, principal: PrincipalDependency) -> None:
+    """Read, update, delete, history and vread of one resource."""
 
     @r.get("/{resource_type}/{record_id}", summary="Read")
     async def read(request: Request, resource_type: str, record_id: str) -> Response:
@@ -312,13 +368,3 @@ def router(*, fhir: FhirService, principal: PrincipalDependency) -> APIRouter:
             fhir.vread, who, _type(resource_type), record_id, int(version), _now_ms()
         )
         return fhir_response(resource, 200, {"ETag": f'W/"{version}"'})
-
-    @r.api_route(
-        "/{rest:path}",
-        methods=["GET", "POST", "PUT", "DELETE", "PATCH"],
-        include_in_schema=False,
-    )
-    async def unknown(rest: str) -> Response:  # noqa: ARG001 - the path is not echoed
-        raise NotFoundError("no such FHIR endpoint on this server")
-
-    return r
