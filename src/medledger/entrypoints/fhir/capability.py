@@ -11,6 +11,7 @@ from medledger.core.fhir.search import PARAMETERS
 
 _TYPE_URL = "http://hl7.org/fhir/SearchParameter/"
 _INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "create", "search-type")
+_CONSENT_INTERACTIONS = ("read", "create", "update", "delete", "search-type")
 _COMMON = (
     {"name": "_id", "type": "token"},
     {"name": "_lastUpdated", "type": "date"},
@@ -76,6 +77,19 @@ def capability_statement(base: str, now: str) -> dict[str, Any]:
                 "resource": [
                     *(_resource(t) for t in STORED_TYPES),
                     {"type": "Provenance", "interaction": [{"code": "read"}]},
+                    {
+                        "type": "Consent",
+                        "interaction": [
+                            {"code": c}
+                            for c in ("read", "create", "update", "delete", "search-type")
+                        ],
+                        "searchParam": [{"name": "patient", "type": "reference"}],
+                    },
+                    {
+                        "type": "AuditEvent",
+                        "interaction": [{"code": "search-type"}],
+                        "searchParam": [{"name": "patient", "type": "reference"}],
+                    },
                 ],
             }
         ],

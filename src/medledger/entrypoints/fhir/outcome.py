@@ -34,6 +34,10 @@ class NotAcceptableError(InvalidInputError):
     """The client accepts no format this server answers in (HTTP 406)."""
 
 
+class MethodNotAllowedError(InvalidInputError):
+    """The resource does not support the interaction (HTTP 405), e.g. writing an AuditEvent."""
+
+
 class UnsupportedMediaError(InvalidInputError):
     """The body is in a format this server does not read (HTTP 415)."""
 
@@ -43,6 +47,7 @@ OUTCOME_TABLE: tuple[tuple[type[MedledgerError], int, str], ...] = (
     (TooLargeError, 413, "too-costly"),
     (NotAcceptableError, 406, "not-supported"),
     (UnsupportedMediaError, 415, "not-supported"),
+    (MethodNotAllowedError, 405, "not-supported"),
     (InvalidInputError, 400, "invalid"),
     (GoneError, 410, "deleted"),
     (NotFoundError, 404, "not-found"),

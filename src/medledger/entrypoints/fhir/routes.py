@@ -10,6 +10,8 @@ an ``OperationOutcome`` through the one table in ``outcome.py`` (never a 500 for
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -26,6 +28,7 @@ from medledger.core.fhir.resource import STORED_TYPES, check_id
 from medledger.core.fhir.search import MAX_PARAMETERS, SearchQuery, parse_query
 from medledger.entrypoints.fhir.capability import capability_statement
 from medledger.entrypoints.fhir.outcome import (
+    MethodNotAllowedError,
     NotAcceptableError,
     UnsupportedMediaError,
     operation_outcome,
@@ -35,12 +38,15 @@ from medledger.entrypoints.http.ledger_routes import read_body
 from medledger.errors import InvalidInputError, MedledgerError, NotFoundError
 from medledger.services.fhir import FhirService, HistoryEntry, SearchResult, Written
 from medledger.services.fhir_bundle import BundleResult, BundleService
+from medledger.services.fhir_consent import FhirConsentService
 
 FHIR_JSON: Final = "application/fhir+json"
 #: The largest resource body accepted, and the largest ``_search`` form.
 MAX_RESOURCE_BYTES: Final = 1024 * 1024
 MAX_FORM_BYTES: Final = 16 * 1024
 MAX_BUNDLE_BYTES: Final = 8 * 1024 * 1024
+SIGNED_HEADER: Final = "X-Medledger-Signed-Transaction"
+MAX_SIGNED_HEADER: Final = 12_000
 _ACCEPTED: Final = ("application/fhir+json", "application/json", "application/*", "*/*")
 PrincipalDependency = Callable[[Request], Awaitable[Principal]]
 
@@ -242,9 +248,120 @@ def _bundle_response(request: Request, result: BundleResult) -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": result.kind, "entry": entries}
 
 
-def router(*, fhir: FhirService, principal: PrincipalDependency) -> APIRouter:
+def _signed_header(request: Request) -> bytes:
+    """``X-Medledger-Signed-Transaction``: the signed envelope's wire bytes, base64url."""
+    value = request.headers.get(SIGNED_HEADER)
+    if value is None or len(value) > MAX_SIGNED_HEADER:
+        raise InvalidInputError(
+            f"{SIGNED_HEADER}: the patient's signed transaction (base64url), required",
+            parameter=SIGNED_HEADER,
+        )
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (ValueError, binascii.Error) as e:
+        raise InvalidInputError(f"{SIGNED_HEADER}: not base64url", parameter=SIGNED_HEADER) from e
+
+
+def _consent_routes(
+    r: APIRouter, consents: FhirConsentService, principal: PrincipalDependency
+) -> None:
+    """Consent (signed by the patient, on the ledger) and AuditEvent (read-only)."""
+
+    @r.post("/Consent", summary="Grant a consent (the patient's signed consent.grant)")
+    async def grant(request: Request) -> Response:
+        body = await _json_body(request)
+        wire = _signed_header(request)
+        who = await principal(request)
+        resource = await run_in_threadpool(consents.grant, who, body, wire, _now_ms())
+        return fhir_response(
+            resource,
+            201,
+            {
+                "Location": f"{_base(request)}/Consent/{resource['id']}/_history/1",
+                "ETag": f'W/"{resource["meta"]["versionId"]}"',
+            },
+        )
+
+    @r.put("/Consent/{consent_id}", summary="Revoke by status inactive (signed consent.revoke)")
+    async def update(request: Request, consent_id: str) -> Response:
+        body = await _json_body(request)
+        if not isinstance(body, dict) or body.get("status") not in ("inactive", "rejected"):
+            raise InvalidInputError(
+                "Consent.status: a granted consent only changes by revocation (status "
+                "inactive); grant a new one for new terms",
+                parameter="Consent.status",
+            )
+        wire = _signed_header(request)
+        who = await principal(request)
+        await run_in_threadpool(consents.revoke, who, consent_id, wire, _now_ms())
+        return fhir_response(await run_in_threadpool(consents.read, who, consent_id, _now_ms()))
+
+    @r.delete("/Consent/{consent_id}", summary="Revoke (the patient's signed consent.revoke)")
+    async def revoke(request: Request, consent_id: str) -> Response:
+        wire = _signed_header(request)
+        who = await principal(request)
+        await run_in_threadpool(consents.revoke, who, consent_id, wire, _now_ms())
+        return Response(status_code=204)
+
+    @r.get("/Consent/{consent_id}", summary="A consent, from the ledger")
+    async def read(request: Request, consent_id: str) -> Response:
+        who = await principal(request)
+        return fhir_response(await run_in_threadpool(consents.read, who, consent_id, _now_ms()))
+
+    @r.get("/Consent", summary="A patient's consents, from the ledger")
+    async def search(request: Request) -> Response:
+        patient = _only(request, "patient")
+        who = await principal(request)
+        found = await run_in_threadpool(consents.search, who, patient, _now_ms())
+        return fhir_response(_plain_searchset(request, found))
+
+    @r.get("/AuditEvent", summary="A patient's access events (BALP AuditEvents), read-only")
+    async def audit(request: Request) -> Response:
+        patient = _only(request, "patient", "_count")
+        count = request.query_params.get("_count")
+        if count is not None and (not count.isdigit() or len(count) > 4):
+            raise InvalidInputError("_count: an integer", parameter="_count")
+        who = await principal(request)
+        found = await run_in_threadpool(
+            consents.audit_events, who, patient, None if count is None else int(count), _now_ms()
+        )
+        return fhir_response(_plain_searchset(request, found))
+
+    @r.api_route("/AuditEvent{rest:path}", methods=["POST", "PUT", "DELETE", "PATCH"])
+    async def audit_is_read_only(rest: str) -> Response:  # noqa: ARG001
+        raise MethodNotAllowedError("AuditEvent is read-only: it is the access-event log")
+
+
+def _only(request: Request, *allowed: str) -> str | None:
+    for name in request.query_params:
+        if name not in (*allowed, "_format"):
+            raise InvalidInputError(f"{name[:64]}: not supported here", parameter=name[:64])
+    return request.query_params.get("patient")
+
+
+def _plain_searchset(request: Request, resources: list[dict[str, Any]]) -> dict[str, Any]:
+    base = _base(request)
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": len(resources),
+        "entry": [
+            {
+                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": "match"},
+            }
+            for r in resources
+        ],
+    }
+
+
+def router(
+    *, fhir: FhirService, consents: FhirConsentService, principal: PrincipalDependency
+) -> APIRouter:
     r = APIRouter(prefix="/fhir", tags=["fhir"], route_class=FhirRoute)
     bundles = BundleService(fhir)
+    _consent_routes(r, consents, principal)
 
     @r.post("", summary="A transaction or batch Bundle")
     @r.post("/", include_in_schema=False)

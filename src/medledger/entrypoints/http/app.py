@@ -31,6 +31,7 @@ from medledger.entrypoints.http import (
 from medledger.entrypoints.http.home import render_home
 from medledger.entrypoints.http.signed import SignedRequests
 from medledger.errors import AccessDeniedError, MedledgerError
+from medledger.services.fhir_consent import FhirConsentService
 
 log = logging.getLogger("medledger.node")
 
@@ -144,7 +145,19 @@ def create_app(
         )
     )
 
-    app.include_router(fhir_routes.router(fhir=node.fhir, principal=fhir_principal))
+    consents = FhirConsentService(
+        ledger=node.ledger,
+        access=node.access,
+        audit=node.audit,
+        index=node.fhir_index,
+        node_did=node.key.did,
+        node_name=next(
+            (a.name for a in node.genesis.authorities if a.did == node.key.did), node.key.did
+        ),
+    )
+    app.include_router(
+        fhir_routes.router(fhir=node.fhir, consents=consents, principal=fhir_principal)
+    )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request) -> HTMLResponse:
