@@ -56,8 +56,14 @@ def http(demo_ledger_node: DemoLedgerNode) -> httpx.Client:
 
 
 def assert_error_body(status: int, content_type: str, text: str) -> None:
-    """An error is our JSON error body: a code and a message, never a traceback."""
+    """An error is our JSON error body: a code and a message, never a traceback (on /fhir:
+    a FHIR OperationOutcome with an issue code)."""
     if status < 400:
+        return
+    if content_type.startswith("application/fhir+json"):
+        issue = json.loads(text)["issue"][0]
+        assert isinstance(issue["code"], str)
+        assert "Traceback" not in text
         return
     assert content_type.startswith("application/json"), (status, text[:200])
     error = json.loads(text)["error"]
@@ -120,6 +126,24 @@ OPERATIONS = (
     "GET /consents/{patient}/{consent_id}/fhir",
     "POST /audit/events",
     "POST /audit/reviews",
+    "GET /fhir/metadata",
+    "POST /fhir",
+    "GET /fhir/Consent",
+    "POST /fhir/Consent",
+    "GET /fhir/Consent/{consent_id}",
+    "PUT /fhir/Consent/{consent_id}",
+    "DELETE /fhir/Consent/{consent_id}",
+    "GET /fhir/AuditEvent",
+    "GET /fhir/Patient/{patient_id}/$everything",
+    "GET /fhir/Provenance/{provenance_id}",
+    "GET /fhir/{resource_type}",
+    "POST /fhir/{resource_type}",
+    "POST /fhir/{resource_type}/_search",
+    "GET /fhir/{resource_type}/{record_id}",
+    "PUT /fhir/{resource_type}/{record_id}",
+    "DELETE /fhir/{resource_type}/{record_id}",
+    "GET /fhir/{resource_type}/{record_id}/_history",
+    "GET /fhir/{resource_type}/{record_id}/_history/{version}",
 )
 
 

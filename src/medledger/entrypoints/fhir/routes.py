@@ -327,7 +327,11 @@ def _consent_routes(
         )
         return fhir_response(_plain_searchset(request, found))
 
-    @r.api_route("/AuditEvent{rest:path}", methods=["POST", "PUT", "DELETE", "PATCH"])
+    @r.api_route(
+        "/AuditEvent{rest:path}",
+        methods=["POST", "PUT", "DELETE", "PATCH"],
+        include_in_schema=False,
+    )
     async def audit_is_read_only(rest: str) -> Response:  # noqa: ARG001
         raise MethodNotAllowedError("AuditEvent is read-only: it is the access-event log")
 
