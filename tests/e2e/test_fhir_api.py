@@ -4,6 +4,7 @@ nothing about resources the caller may not see."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -273,3 +274,39 @@ def test_everything_holds_only_what_the_caller_may_read(
         assert {world["p1"]["id"], *(o["id"] for o in world["obs1"])} <= ids
         denied = house.get(f"/Patient/{world['p2']['id']}/$everything").json()
         assert denied["total"] == 0
+
+
+def test_break_glass_reads_with_justification_and_is_logged(
+    fhir_node: FhirNode, world: dict[str, Any]
+) -> None:
+    target = world["obs2"][0]["id"]
+    with fhir_node.as_("dr-er", purpose="ETREAT") as er:
+        assert er.get(f"/Observation/{target}").status_code == 403  # no justification
+    why = "Unconscious on arrival; heart rate history needed now"
+    with fhir_node.as_("dr-er", purpose="ETREAT", justification=why) as er:
+        response = er.get(f"/Observation/{target}")
+        assert response.status_code == 200, response.text
+    events = fhir_node.node.audit.list_events(
+        fhir_node.keys["patient-2"].did, decision="break-glass", limit=50
+    )
+    assert any(e.record_id == target and e.justification == why for e in events)
+
+
+def test_erasure_removes_the_search_rows(fhir_node: FhirNode, world: dict[str, Any]) -> None:
+    """GDPR erasure (crypto-shredding) also erases the FHIR index's rows: they are PHI."""
+    from medledger.core.access.gate import AccessRequest
+
+    node = fhir_node.node
+    patient = fhir_node.keys["patient-1"].did
+    with fhir_node.as_("dr-house") as house:
+        body = observation(world["p1"]["id"], "2708-6", "2026-03-03", 97.0)
+        body["note"] = [{"text": "erasable"}]
+        rid = create(house, body)["id"]
+        assert house.get("/Observation", params={"code": "2708-6"}).json()["total"] == 1
+    request = AccessRequest(patient, patient, rid, "erase", "PATREQ")
+    node.records.erase(request, int(time.time() * 1000))
+    assert node.fhir_index.head("Observation", rid) is None
+    assert node.fhir_index.versions("Observation", rid) == []
+    with fhir_node.as_("dr-house") as house:
+        assert house.get("/Observation", params={"code": "2708-6"}).json()["total"] == 0
+        assert house.get(f"/Observation/{rid}").status_code == 404
