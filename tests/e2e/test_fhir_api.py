@@ -310,3 +310,24 @@ def test_erasure_removes_the_search_rows(fhir_node: FhirNode, world: dict[str, A
     with fhir_node.as_("dr-house") as house:
         assert house.get("/Observation", params={"code": "2708-6"}).json()["total"] == 0
         assert house.get(f"/Observation/{rid}").status_code == 404
+
+
+def test_type_history_and_provenance_search_hold_only_permitted_versions(
+    fhir_node: FhirNode, world: dict[str, Any]
+) -> None:
+    denied = {o["id"] for o in world["obs2"]}
+    with fhir_node.as_("dr-house") as house:
+        history = house.get("/Observation/_history", params={"_count": "100"})
+        assert history.status_code == 200, history.text
+        entries = history.json()["entry"]
+        seen = {e["fullUrl"].rsplit("/", 1)[1] for e in entries if "fullUrl" in e}
+        assert {o["id"] for o in world["obs1"]} <= seen
+        assert not seen & denied
+        assert entries[-1]["resource"]["issue"][0]["code"] == "suppressed"
+        target = world["obs1"][0]["id"]
+        provenances = house.get("/Provenance", params={"target": f"Observation/{target}"})
+        assert provenances.json()["total"] == 1
+        hidden = house.get(
+            "/Provenance", params={"target": f"Observation/{world['obs2'][0]['id']}"}
+        )
+        assert hidden.json()["total"] == 0

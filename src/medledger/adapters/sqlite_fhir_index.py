@@ -165,6 +165,20 @@ class SqliteFhirIndex:
         )
         return _anchor(rows[0]) if rows else None
 
+    def recent_versions(
+        self, resource_type: str, *, patient: str | None, limit: int
+    ) -> list[tuple[Head, VersionAnchor]]:
+        """The type's newest versions (type history), each with its resource's head."""
+        sql = (
+            "SELECT h.type, h.id, h.patient, h.version, h.time_ms, h.deleted,"
+            " v.type, v.id, v.version, v.time_ms, v.activity, v.author, v.tx_id, v.height,"
+            " v.log_index FROM versions v JOIN heads h ON h.type = v.type AND h.id = v.id"
+            " WHERE v.type = ? AND (? IS NULL OR h.patient = ?)"
+            " ORDER BY v.time_ms DESC, v.id, v.version DESC LIMIT ?"
+        )
+        args: list[object] = [resource_type, patient, patient, limit]
+        return [(_head(r[:6]), _anchor(r[6:])) for r in self._read(sql, args)]
+
     def patient_resource(self, did: str) -> Head | None:
         """The Patient resource carrying ``did`` (at most one, ADR 0018)."""
         rows = self._read(

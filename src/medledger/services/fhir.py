@@ -82,6 +82,9 @@ class FhirIndex(Protocol):
     def anchor_of(self, record_id: str, version: int) -> VersionAnchor | None: ...
     def patient_resource(self, did: str) -> Head | None: ...
     def search(self, query: SearchQuery, *, patient: str | None, limit: int) -> list[Head]: ...
+    def recent_versions(
+        self, resource_type: str, *, patient: str | None, limit: int
+    ) -> list[tuple[Head, VersionAnchor]]: ...
     def referencing(
         self, source_type: str, param: str, references: Sequence[str], limit: int
     ) -> list[Head]: ...
@@ -480,6 +483,38 @@ class FhirService:
                 a, None if a.activity == "delete" or d is None else self._served(d, a.time_ms)
             )
             for a, d in zip(anchors, decided, strict=True)
+        ]
+
+    def type_history(
+        self, principal: Principal, resource_type: str, count: int, now_ms: int
+    ) -> tuple[list[HistoryEntry], bool]:
+        """Type history, newest first: only versions the gate permits (and whether any were
+        withheld); at most ``count``."""
+        patient = self._patient_scope(principal, resource_type)
+        rows = self._index.recent_versions(resource_type, patient=patient, limit=MAX_INCLUDED)
+        decided = self._authorise(principal, [(h, a.version) for h, a in rows], "search", now_ms)
+        permitted = [(a, d) for (_, a), d in zip(rows, decided, strict=True) if d is not None]
+        entries = [
+            HistoryEntry(a, None if a.activity == "delete" else self._served(d, a.time_ms))
+            for a, d in permitted[:count]
+        ]
+        return entries, len(permitted) < len(rows)
+
+    def provenance_of(self, principal: Principal, target: str, now_ms: int) -> list[dict[str, Any]]:
+        """``Provenance?target=Type/id``: every version's Provenance, if the target may be read."""
+        resource_type, _, record_id = target.partition("/")
+        record_id = record_id.split("/_history/")[0]
+        check_id(record_id, "target")
+        head = self._index.head(resource_type, record_id)
+        if head is None:
+            return []
+        self._scope(principal, "Provenance", "s")
+        (authorised,) = self._authorise(principal, [(head, head.version)], "search", now_ms)
+        if authorised is None:
+            return []
+        return [
+            to_provenance(a, custodian=self._node)
+            for a in self._index.versions(resource_type, record_id)
         ]
 
     def provenance(self, principal: Principal, provenance: str, now_ms: int) -> dict[str, Any]:

@@ -10,7 +10,16 @@ from medledger.core.fhir.resource import STORED_TYPES
 from medledger.core.fhir.search import PARAMETERS
 
 _TYPE_URL = "http://hl7.org/fhir/SearchParameter/"
-_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "create", "search-type")
+_INTERACTIONS = (
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
 _CONSENT_INTERACTIONS = ("read", "create", "update", "delete", "search-type")
 _COMMON = (
     {"name": "_id", "type": "token"},
@@ -76,7 +85,11 @@ def capability_statement(base: str, now: str) -> dict[str, Any]:
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
                 "resource": [
                     *(_resource(t) for t in STORED_TYPES),
-                    {"type": "Provenance", "interaction": [{"code": "read"}]},
+                    {
+                        "type": "Provenance",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [{"name": "target", "type": "reference"}],
+                    },
                     {
                         "type": "Consent",
                         "interaction": [

@@ -25,7 +25,13 @@ from fastapi.routing import APIRoute
 from medledger.core.auth.principal import Principal
 from medledger.core.fhir.provenance import instant
 from medledger.core.fhir.resource import STORED_TYPES, check_id
-from medledger.core.fhir.search import MAX_PARAMETERS, SearchQuery, parse_query
+from medledger.core.fhir.search import (
+    DEFAULT_COUNT,
+    MAX_COUNT,
+    MAX_PARAMETERS,
+    SearchQuery,
+    parse_query,
+)
 from medledger.entrypoints.fhir.capability import capability_statement
 from medledger.entrypoints.fhir.outcome import (
     MethodNotAllowedError,
@@ -167,16 +173,7 @@ def _searchset(request: Request, result: SearchResult) -> dict[str, Any]:
         for r in result.included
     ]
     if result.suppressed:
-        entries.append(
-            {
-                "resource": operation_outcome(
-                    "suppressed",
-                    "some results were withheld by the patient's consent",
-                    severity="information",
-                ),
-                "search": {"mode": "outcome"},
-            }
-        )
+        entries.append(_suppressed())
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
     query = result.query
     if query is None or query.total:
@@ -185,6 +182,18 @@ def _searchset(request: Request, result: SearchResult) -> dict[str, Any]:
         bundle["link"] = _links(base, query, result.total)
     bundle["entry"] = entries
     return bundle
+
+
+def _suppressed() -> dict[str, Any]:
+    """The HL7 break-the-glass pattern: results were withheld; nothing says which."""
+    return {
+        "resource": operation_outcome(
+            "suppressed",
+            "some results were withheld by the patient's consent",
+            severity="information",
+        ),
+        "search": {"mode": "outcome"},
+    }
 
 
 def _links(base: str, query: SearchQuery, total: int) -> list[dict[str, str]]:
@@ -384,6 +393,31 @@ def router(
         who = await principal(request)
         result = await run_in_threadpool(fhir.everything, who, patient_id, _now_ms())
         return fhir_response(_searchset(request, result))
+
+    @r.get("/Provenance", summary="The Provenance of each version of a target")
+    async def provenance_search(request: Request) -> Response:
+        _only(request, "target")
+        target = request.query_params.get("target")
+        if target is None:
+            raise InvalidInputError("target: Type/id, required", parameter="target")
+        who = await principal(request)
+        found = await run_in_threadpool(fhir.provenance_of, who, target, _now_ms())
+        return fhir_response(_plain_searchset(request, found))
+
+    @r.get("/{resource_type}/_history", summary="Type history")
+    async def type_history(request: Request, resource_type: str) -> Response:
+        _only(request, "_count")
+        count = request.query_params.get("_count", str(DEFAULT_COUNT))
+        if not count.isdigit() or not 0 <= int(count) <= MAX_COUNT:
+            raise InvalidInputError(f"_count: 0..{MAX_COUNT}", parameter="_count")
+        who = await principal(request)
+        entries, withheld = await run_in_threadpool(
+            fhir.type_history, who, _type(resource_type), int(count), _now_ms()
+        )
+        bundle = _history_bundle(request, entries)
+        if withheld:
+            bundle["entry"].append(_suppressed())
+        return fhir_response(bundle)
 
     @r.get("/Provenance/{provenance_id}", summary="A write's Provenance with its ledger anchor")
     async def provenance(request: Request, provenance_id: str) -> Response:
