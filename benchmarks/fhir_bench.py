@@ -70,9 +70,7 @@ class Config:
 
 
 QUICK = Config(patients=3, per_patient=20, reads=600, searches=80, concurrency=(8, 64), rounds=1)
-FULL = Config(
-    patients=8, per_patient=25, reads=2000, searches=300, concurrency=(8, 32, 64), rounds=3
-)
+FULL = Config(patients=8, per_patient=25, reads=1200, searches=200, concurrency=(8, 64), rounds=3)
 
 
 def _observation(patient_id: str, n: int) -> dict[str, Any]:
