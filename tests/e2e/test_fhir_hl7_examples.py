@@ -131,7 +131,7 @@ def test_failed_transaction_writes_nothing(fhir_node: FhirNode) -> None:
 
 def test_batch_reports_each_entry(fhir_node: FhirNode, patient_3: str) -> None:
     good = about(example("Observation-example"), f"Patient/{patient_3}")
-    bad = dict(good, effectiveDateTime="yesterday")
+    bad = dict(good, status="not-a-status")
     bundle = {
         "resourceType": "Bundle",
         "type": "batch",

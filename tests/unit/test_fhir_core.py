@@ -34,6 +34,20 @@ def test_invalid_resource_names_the_element_not_the_value() -> None:
     assert "1999-99-99" not in str(e.value)
 
 
+def test_required_bindings_are_checked() -> None:
+    with pytest.raises(InvalidInputError) as e:
+        parse_resource({"resourceType": "Patient", "gender": "xx"}, "Patient")
+    assert e.value.parameter == "Patient.gender"
+    with pytest.raises(InvalidInputError) as e:
+        parse_resource(
+            {"resourceType": "AllergyIntolerance", "patient": {"reference": "Patient/1"},
+             "category": ["food", "sweets"]},
+            "AllergyIntolerance",
+        )  # fmt: skip
+    assert e.value.parameter == "AllergyIntolerance.category[1]"
+    parse_resource({"resourceType": "Patient", "gender": "unknown"}, "Patient")
+
+
 def test_server_assigned_meta_is_dropped_and_types_checked() -> None:
     resource = parse_resource(
         {

@@ -50,6 +50,38 @@ PATIENT_ELEMENT: Final = {
     "DocumentReference": "subject",
     "Consent": "patient",
 }
+#: Codes with a *required* binding (FHIR R4), which the models do not check themselves.
+REQUIRED_CODES: Final[dict[str, dict[str, frozenset[str]]]] = {
+    "Patient": {"gender": frozenset({"male", "female", "other", "unknown"})},
+    "Observation": {
+        "status": frozenset({"registered", "preliminary", "final", "amended", "corrected",
+                             "cancelled", "entered-in-error", "unknown"}),
+    },
+    "MedicationRequest": {
+        "status": frozenset({"active", "on-hold", "cancelled", "completed", "entered-in-error",
+                             "stopped", "draft", "unknown"}),
+        "intent": frozenset({"proposal", "plan", "order", "original-order", "reflex-order",
+                             "filler-order", "instance-order", "option"}),
+    },
+    "AllergyIntolerance": {
+        "type": frozenset({"allergy", "intolerance"}),
+        "criticality": frozenset({"low", "high", "unable-to-assess"}),
+        "category": frozenset({"food", "medication", "environment", "biologic"}),
+    },
+    "Encounter": {
+        "status": frozenset({"planned", "arrived", "triaged", "in-progress", "onleave",
+                             "finished", "cancelled", "entered-in-error", "unknown"}),
+    },
+    "DiagnosticReport": {
+        "status": frozenset({"registered", "partial", "preliminary", "final", "amended",
+                             "corrected", "appended", "cancelled", "entered-in-error",
+                             "unknown"}),
+    },
+    "DocumentReference": {
+        "status": frozenset({"current", "superseded", "entered-in-error"}),
+        "docStatus": frozenset({"preliminary", "final", "amended", "entered-in-error"}),
+    },
+}  # fmt: skip
 _PATIENT_REF: Final = re.compile(r"Patient/([A-Za-z0-9\-.]{1,64})")
 _MAX_MESSAGE: Final = 160
 
@@ -85,6 +117,19 @@ def validate(resource: Mapping[str, Any], resource_type: str) -> None:
         ) from e
 
 
+def _check_codes(resource: Mapping[str, Any], resource_type: str) -> None:
+    """Required bindings on plain ``code`` elements: the code is one of the value set's."""
+    for element, allowed in REQUIRED_CODES.get(resource_type, {}).items():
+        value = resource.get(element)
+        values = value if isinstance(value, list) else [value]
+        for i, code in enumerate(values):
+            if code is not None and code not in allowed:
+                path = f"{resource_type}.{element}" + (f"[{i}]" if isinstance(value, list) else "")
+                raise InvalidInputError(
+                    f"{path}: not a code of its required value set", parameter=path
+                )
+
+
 def parse_resource(value: object, expected_type: str | None = None) -> dict[str, Any]:
     """Steps 1-3 (module docstring)."""
     if not isinstance(value, dict):
@@ -97,6 +142,7 @@ def parse_resource(value: object, expected_type: str | None = None) -> dict[str,
     if expected_type is not None and resource_type != expected_type:
         raise InvalidInputError("resourceType: does not match the URL", parameter="resourceType")
     validate(value, resource_type)
+    _check_codes(value, resource_type)
     resource = dict(value)
     meta = resource.get("meta")
     if isinstance(meta, dict):
