@@ -14,6 +14,7 @@ A home directory holds::
     data/audit-events/   the events' bytes, in append-only segments
     data/audit-index.db  lookups by event id and patient (derived; rebuilt if lost)
     data/requests.db     signed requests' nonces, until they expire (replay refused)
+    data/fhir.db         the FHIR API's search index (PHI, node-local, ADR 0018)
     data/blobs/          encrypted record versions, by CID
 
 The node key's passphrase comes from ``$MEDLEDGER_PASSPHRASE`` or, for demo homes only, from
@@ -36,6 +37,7 @@ from medledger.adapters.blob_fs import FilesystemBlobStore
 from medledger.adapters.files import atomic_write, read_owner_only
 from medledger.adapters.keystore import generate_key, read_key_file, write_key_file
 from medledger.adapters.sqlite_audit import SqliteAuditStore
+from medledger.adapters.sqlite_fhir_index import SqliteFhirIndex
 from medledger.adapters.sqlite_keys import SqliteKeyVault
 from medledger.adapters.sqlite_ledger import SqliteLedger
 from medledger.adapters.sqlite_log import SqliteLog
@@ -49,6 +51,7 @@ from medledger.core.note import Signer, format_signer_key, parse_signer_key
 from medledger.errors import ConfigurationError, MedledgerError
 from medledger.services.access import AccessService
 from medledger.services.audit import AuditService
+from medledger.services.fhir import FhirService
 from medledger.services.ledger import LedgerNode
 from medledger.services.log import TransparencyLog
 from medledger.services.ordering import SoloOrdering
@@ -64,6 +67,7 @@ LEDGER_DB_FILE = Path("data") / "ledger.db"
 KEYS_DB_FILE = Path("data") / "keys.db"
 AUDIT_DB_FILE = Path("data") / "audit.db"
 REQUESTS_DB_FILE = Path("data") / "requests.db"
+FHIR_DB_FILE = Path("data") / "fhir.db"
 BLOBS_DIR = Path("data") / "blobs"
 PASSPHRASE_ENV = "MEDLEDGER_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 log = logging.getLogger("medledger.node")
@@ -216,6 +220,8 @@ class Node:
     audit: AuditService
     access: AccessService
     seen_requests: SqliteSeenRequests
+    fhir_index: SqliteFhirIndex
+    fhir: FhirService
     _builder: threading.Thread | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -239,6 +245,7 @@ class Node:
         if self._builder is not None:
             self._builder.join(timeout=10)
         self.vault.close()
+        self.fhir_index.close()
         self.audit_store.close()
         self.seen_requests.close()
         self.ledger_store.close()
@@ -286,6 +293,7 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
         clock_ms=_now_ms,
     )
     access = AccessService(ledger=ledger, audit=audit, node_did=key.did)
+    fhir_index = SqliteFhirIndex(_data_path(home, FHIR_DB_FILE))
     records = RecordService(
         ledger=ledger,
         access=access,
@@ -294,6 +302,10 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
         node_key=key,
         node_encryption=encryption_keypair(key),
         random_bytes=secrets.token_bytes,
+        on_erase=fhir_index.forget,
+    )
+    fhir = FhirService(
+        records=records, index=fhir_index, ledger=ledger, audit=audit, node_did=key.did
     )
     return Node(
         home,
@@ -312,4 +324,6 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
         audit,
         access,
         SqliteSeenRequests(_data_path(home, REQUESTS_DB_FILE)),
+        fhir_index,
+        fhir,
     )

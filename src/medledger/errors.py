@@ -32,6 +32,10 @@ class NotFoundError(MedledgerError):
     """The named object does not exist (yet)."""
 
 
+class GoneError(NotFoundError):
+    """The named object existed and was deleted (a FHIR logical delete: HTTP 410)."""
+
+
 class TooLargeError(InvalidInputError):
     """An untrusted size exceeded its limit in ``medledger.config.Limits``."""
 
@@ -67,6 +71,10 @@ class AccessDeniedError(MedledgerError):
 
 class ConflictError(MedledgerError):
     """The request conflicts with state, e.g. signing a checkpoint that would fork the log."""
+
+
+class PreconditionFailedError(ConflictError):
+    """A request's precondition (e.g. FHIR ``If-Match`` on a version) does not hold."""
 
 
 # --- our side failed ------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -118,3 +120,97 @@ def demo_ledger_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoL
             yield DemoLedgerNode(home, url, process, load_demo_keys(home), network, http)
     finally:
         stop(process)
+
+
+# --- the FHIR API (issue 6) -----------------------------------------------------------------
+@dataclass
+class FhirNode:
+    """A demo-network node serving the FHIR API over real HTTP (uvicorn, real SQLite) in this
+    process; ``as_(name, scopes)`` gives a client acting as a demo user with a real SMART
+    bearer token (signed by the node's key, as its token endpoint issues them: ADR 0017)."""
+
+    home: Path
+    url: str
+    node: Any
+    keys: dict[str, ParticipantKey]
+
+    def as_(
+        self,
+        name: str,
+        scopes: str = "user/*.cruds",
+        *,
+        patient: str | None = None,
+        purpose: str | None = None,
+        justification: str | None = None,
+    ) -> httpx.Client:
+        from medledger.core.auth.scopes import parse_scopes
+        from medledger.core.auth.tokens import issue_access_token
+
+        token, _ = issue_access_token(
+            self.node.key,
+            subject=self.keys[name].did,
+            audience=self.url + "fhir",
+            scopes=parse_scopes(scopes),
+            now=int(time.time()),
+            jti=secrets.token_urlsafe(12),
+            patient=patient,
+        )
+        headers = {"Authorization": f"Bearer {token}"}
+        if purpose is not None:
+            headers["X-Purpose-Of-Use"] = purpose
+        if justification is not None:
+            headers["X-Break-Glass-Justification"] = justification
+        return httpx.Client(base_url=self.url + "fhir", headers=headers, timeout=60)
+
+
+def submit_and_wait(node: Any, key: ParticipantKey, tx_type: str, payload: Any) -> None:
+    from medledger.client import new_transaction
+
+    stx = new_transaction(
+        key, network=node.genesis.network, tx_type=tx_type, payload=payload,
+        now_s=int(time.time()),
+    )  # fmt: skip
+    node.ledger.submit(stx.wire, int(time.time()))
+    status = node.ledger.wait(stx.tx_id, 30)
+    assert status.ok or status.reason == "already_registered", (tx_type, status.reason)
+
+
+@pytest.fixture(scope="module")
+def fhir_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FhirNode]:
+    import threading
+
+    import uvicorn
+
+    from medledger.entrypoints.cli.demo import PATIENTS, PRACTITIONERS
+    from medledger.entrypoints.http.app import create_app
+
+    home = tmp_path_factory.mktemp("fhir-node")
+    port = free_port()
+    create_demo_home(home, port=port)
+    node = open_node(home)
+    node.start()
+    keys = load_demo_keys(home)
+    for name, org, role in PRACTITIONERS:
+        submit_and_wait(node, keys[org], "participant.register",
+                        {"did": keys[name].did, "kind": "practitioner", "roles": [role],
+                         "organization": keys[org].did})  # fmt: skip
+    for name in PATIENTS:
+        submit_and_wait(node, keys["hospital"], "participant.register",
+                        {"did": keys[name].did, "kind": "patient", "roles": []})  # fmt: skip
+    app = create_app(node, base_url=f"http://127.0.0.1:{port}")
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="fhir-e2e-server", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.02)
+    try:
+        yield FhirNode(home, url, node, keys)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        node.close()

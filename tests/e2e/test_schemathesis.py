@@ -57,8 +57,14 @@ def http(demo_ledger_node: DemoLedgerNode) -> httpx.Client:
 
 def assert_error_body(status: int, content_type: str, text: str) -> None:
     """An error is our JSON error body: a code and a message, never a traceback (the token
-    endpoint's is RFC 6749 §5.2's: an error code and a description)."""
+    endpoint's is RFC 6749 §5.2's: an error code and a description; on /fhir: a FHIR
+    OperationOutcome with an issue code)."""
     if status < 400:
+        return
+    if content_type.startswith("application/fhir+json"):
+        issue = json.loads(text)["issue"][0]
+        assert isinstance(issue["code"], str)
+        assert "Traceback" not in text
         return
     assert content_type.startswith("application/json"), (status, text[:200])
     body = json.loads(text)
@@ -127,6 +133,26 @@ OPERATIONS = (
     "POST /audit/reviews",
     "POST /auth/token",
     "GET /.well-known/smart-configuration",
+    "GET /fhir/metadata",
+    "POST /fhir",
+    "GET /fhir/Consent",
+    "POST /fhir/Consent",
+    "GET /fhir/Consent/{consent_id}",
+    "PUT /fhir/Consent/{consent_id}",
+    "DELETE /fhir/Consent/{consent_id}",
+    "GET /fhir/AuditEvent",
+    "GET /fhir/Patient/{patient_id}/$everything",
+    "GET /fhir/Provenance",
+    "GET /fhir/Provenance/{provenance_id}",
+    "GET /fhir/{resource_type}/_history",
+    "GET /fhir/{resource_type}",
+    "POST /fhir/{resource_type}",
+    "POST /fhir/{resource_type}/_search",
+    "GET /fhir/{resource_type}/{record_id}",
+    "PUT /fhir/{resource_type}/{record_id}",
+    "DELETE /fhir/{resource_type}/{record_id}",
+    "GET /fhir/{resource_type}/{record_id}/_history",
+    "GET /fhir/{resource_type}/{record_id}/_history/{version}",
 )
 
 

@@ -50,7 +50,7 @@ from medledger.errors import (
     TamperError,
 )
 from medledger.ports import BlobStore, KeyedVersion
-from medledger.services.access import AccessService
+from medledger.services.access import DURABLE_WAIT_S, AccessService
 from medledger.services.key_cache import DataKeyCache
 from medledger.services.ledger import LedgerNode
 
@@ -87,6 +87,16 @@ class ReadResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Authorised:
+    """A version the access gate permitted (its event durable), verified against the ledger,
+    not yet decrypted (``RecordService.open``)."""
+
+    request: AccessRequest
+    stored: KeyedVersion
+    anchored: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class KeyRelease:
     version: int
     resource_type: str
@@ -107,7 +117,9 @@ class RecordService:
         node_key: ParticipantKey,
         node_encryption: X25519KeyPair,
         random_bytes: Callable[[int], bytes],
+        on_erase: Callable[[str, str], None] | None = None,
     ) -> None:
+        self._on_erase = on_erase
         self._ledger = ledger
         self._access = access
         self._vault = vault
@@ -330,6 +342,60 @@ class RecordService:
         verify_commitment(stored.salt, content, bytes.fromhex(str(anchored["commitment"])))
         return ReadResult(stored.version, stored.resource_type, stored.cid, content)
 
+    def authorise_many(
+        self, requests: list[tuple[AccessRequest, int | None]], now_ms: int
+    ) -> list[Authorised | None]:
+        """For a search: every request decided and recorded as an access event, the permits'
+        events awaited together (one batch seal, not one per resource), each permitted version
+        verified like ``read``. None where access was denied or the version is gone."""
+        staged: list[tuple[AccessRequest, int | None, AccessDecision, Any, Any]] = []
+        for request, version in requests:
+            record_id = _record_id(request)
+            head = self._head(request.patient, record_id)
+            live = head if head is not None and not head.get("tombstoned") else None
+            number = version if version is not None or live is None else int(live["version"])
+            stored = (
+                None if number is None else self._vault.version(request.patient, record_id, number)
+            )
+            decision, ticket = self._access.decide(
+                request, self._facts(head, stored), now_ms, version=number
+            )
+            staged.append((request, number, decision, ticket, stored))
+        for _, _, decision, ticket, _ in staged:
+            if decision.permit:
+                ticket.wait_durable(DURABLE_WAIT_S)  # raises: then nothing is released
+        out: list[Authorised | None] = []
+        for request, number, decision, _, stored in staged:
+            out.append(
+                self._verified(request, number, stored)
+                if decision.permit and number is not None
+                else None
+            )
+        return out
+
+    def _verified(
+        self, request: AccessRequest, number: int, stored: KeyedVersion | None
+    ) -> Authorised | None:
+        anchored = self._state(f"record/{request.patient}/{_record_id(request)}/{number}")
+        if stored is not None and not stored.anchored and anchored is not None:
+            stored = self._settle(stored, anchored)
+        if anchored is None or stored is None or not stored.anchored:
+            return None
+        if anchored.get("cid") != stored.cid:
+            raise TamperError("the stored ciphertext is not the one anchored on the ledger")
+        return Authorised(request, stored, anchored)
+
+    def open(self, authorised: Authorised) -> ReadResult:
+        """Decrypt an authorised version; verify CID and commitment (as ``read``)."""
+        request, stored, anchored = authorised.request, authorised.stored, authorised.anchored
+        record_id = _record_id(request)
+        aad = RecordAad(record_id, stored.version, stored.resource_type, request.patient)
+        info = WrapInfo(record_id, stored.version, self._node_key.did, "custodian")
+        data_key = unwrap_key(stored.node_wrap, self._node_enc.private_key, info)
+        content = open_record(self._blobs.get(stored.cid), data_key, aad)
+        verify_commitment(stored.salt, content, bytes.fromhex(str(anchored["commitment"])))
+        return ReadResult(stored.version, stored.resource_type, stored.cid, content)
+
     def release_key(
         self, request: AccessRequest, version: int | None, session_key: bytes, now_ms: int
     ) -> KeyRelease:
@@ -363,6 +429,8 @@ class RecordService:
         cids = self._vault.shred(request.patient, record_id)
         for cid in cids:
             self._blobs.delete(cid)
+        if self._on_erase is not None:  # e.g. the FHIR search index's rows (PHI) go too
+            self._on_erase(request.patient, record_id)
         if head.get("tombstoned"):
             return {"erased_versions": len(cids), "tombstone": None}
         payload = {"patient": request.patient, "record_id": record_id, "reason": "erasure"}

@@ -20,6 +20,7 @@ from medledger import __version__
 from medledger.bootstrap import Node
 from medledger.core.ledger.contracts.review import review_key
 from medledger.core.ledger.envelope import TxLimits
+from medledger.entrypoints.fhir import routes as fhir_routes
 from medledger.entrypoints.http import (
     audit_routes,
     auth_routes,
@@ -33,6 +34,7 @@ from medledger.entrypoints.http.bearer import make_bearer_dependency
 from medledger.entrypoints.http.home import render_home
 from medledger.entrypoints.http.signed import SignedRequests
 from medledger.errors import AccessDeniedError, MedledgerError
+from medledger.services.fhir_consent import FhirConsentService
 from medledger.services.tokens import TokenService
 
 log = logging.getLogger("medledger.node")
@@ -75,10 +77,12 @@ def create_app(
     authorize: Callable[[Request], None] = open_on_loopback,
     background: Sequence[BackgroundTask] = (),
     base_url: str | None = None,
+    fhir_principal: fhir_routes.PrincipalDependency | None = None,
 ) -> FastAPI:
     """The node's app. ``base_url`` is the URL clients reach it at (default from node.toml's
     host and port): the token endpoint's ``aud`` and the FHIR base (``{base_url}/fhir``) that
-    access tokens are issued for derive from it, never from a request's Host header."""
+    access tokens are issued for derive from it, never from a request's Host header. The FHIR
+    API authenticates with those bearer tokens unless ``fhir_principal`` says otherwise."""
     tasks = [checkpointer(node), *background]
 
     @contextlib.asynccontextmanager
@@ -161,6 +165,24 @@ def create_app(
     )
     app.include_router(auth_routes.router(tokens))
     app.state.bearer = make_bearer_dependency(node.key.public_key, app.state.fhir_base, time.time)
+    consents = FhirConsentService(
+        ledger=node.ledger,
+        access=node.access,
+        audit=node.audit,
+        index=node.fhir_index,
+        node_did=node.key.did,
+        node_name=next(
+            (a.name for a in node.genesis.authorities if a.did == node.key.did), node.key.did
+        ),
+    )
+    app.include_router(
+        fhir_routes.router(
+            fhir=node.fhir,
+            consents=consents,
+            # SMART bearer tokens (ADR 0017); tests of the FHIR layer alone may pass another
+            principal=fhir_principal or app.state.bearer,
+        )
+    )
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request) -> HTMLResponse:

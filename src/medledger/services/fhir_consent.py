@@ -1,0 +1,205 @@
+"""Consent and AuditEvent through the FHIR API (issue 6, ADR 0018): neither is a stored record.
+
+Consent (FHIR R4 Consent; the policy form of ADR 0013):
+- grant (``POST /Consent``) and revoke (``DELETE /Consent/{id}``, or ``PUT`` with status
+  ``inactive``) are the patient's (or delegate's) own signed transactions: the client sends the
+  signed ``consent.grant`` / ``consent.revoke`` envelope with the request; the node checks
+  1. the token's scope allows the interaction on Consent;
+  2. the envelope's sender is the principal and its type is the one the interaction needs;
+  3. its payload says exactly what the resource says (``from_fhir(resource) ==`` the payload's
+     consent; for a revoke, the same patient and id);
+  then submits it unchanged (the ledger verifies the signature and the patient-or-delegate
+  rule) and waits for its block. The node never signs a consent for anyone.
+- read (``GET /Consent/{id}``, ``GET /Consent?patient=``): from the committed ledger state
+  (``to_fhir``), after the access gate's ``consent-export`` decision (an access event).
+AuditEvent: ``GET /AuditEvent?patient=``, read-only, the patient's access events as BALP
+AuditEvents (``to_audit_events``), for whom the gate's ``list-audit`` permits: the patient,
+their delegate, a privacy officer of this node's organization.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from medledger.core.access.gate import AccessRequest, RecordFacts
+from medledger.core.audit.fhir import to_audit_events
+from medledger.core.auth.principal import Principal
+from medledger.core.consent.fhir import from_fhir, to_fhir
+from medledger.core.consent.model import parse_consent
+from medledger.core.fhir.provenance import instant
+from medledger.core.fhir.resource import check_id, with_meta
+from medledger.core.fhir.rows import Head, VersionAnchor
+from medledger.core.fhir.search import DEFAULT_COUNT, MAX_COUNT, SearchQuery
+from medledger.core.ledger.contracts.consent import read_consent
+from medledger.core.ledger.envelope import TxLimits, decode_transaction
+from medledger.errors import AccessDeniedError, ConflictError, InvalidInputError, NotFoundError
+from medledger.services.access import AccessService, AuditSink, StateSource
+from medledger.services.fhir import FhirIndex
+from medledger.services.ledger import TxStatus
+
+COMMIT_WAIT_S = 30.0
+
+
+class LedgerPort(StateSource, Protocol):
+    def submit(self, raw: bytes, now_s: int) -> TxStatus: ...
+    def wait(self, tx_id: bytes, timeout_s: float) -> TxStatus: ...
+
+
+class FhirConsentService:
+    def __init__(
+        self,
+        *,
+        ledger: LedgerPort,
+        access: AccessService,
+        audit: AuditSink,
+        index: FhirIndex,
+        node_did: str,
+        node_name: str,
+    ) -> None:
+        self._ledger = ledger
+        self._access = access
+        self._audit = audit
+        self._index = index
+        self._node = node_did
+        self._node_name = node_name
+
+    # --- helpers ----------------------------------------------------------------------------
+    def _resolve(self, reference: str) -> str | None:
+        """``Patient/{id}`` on this server -> the patient's did:key."""
+        kind, _, record_id = reference.partition("/")
+        head = self._index.head(kind, record_id) if kind == "Patient" else None
+        return None if head is None or head.deleted else head.patient
+
+    def _signed(self, principal: Principal, wire: bytes, tx_type: str) -> Any:
+        stx = decode_transaction(wire, TxLimits())
+        if stx.tx.type != tx_type or stx.tx.sender != principal.did:
+            raise AccessDeniedError(
+                f"the signed transaction must be a {tx_type} sent by the principal"
+            )
+        return stx
+
+    def _submit(self, wire: bytes, tx_id: bytes, now_ms: int) -> TxStatus:
+        self._ledger.submit(wire, now_ms // 1000)
+        status = self._ledger.wait(tx_id, COMMIT_WAIT_S)
+        if status.status != "committed":
+            raise ConflictError("the consent transaction is not committed yet")
+        if not status.ok:
+            raise ConflictError(f"the ledger refused the consent: {status.reason}")
+        return status
+
+    def _scope(self, principal: Principal, interaction: Any) -> None:
+        if principal.scopes.allows("Consent", interaction) is None:
+            raise AccessDeniedError(f"the token's scopes do not allow {interaction!r} on Consent")
+
+    def _patient_did(self, principal: Principal, patient: str | None) -> str:
+        """``patient`` search value (``Patient/{id}``, an id, or absent: the token's patient)."""
+        if patient is None:
+            if principal.patient is None:
+                raise InvalidInputError("patient: required", parameter="patient")
+            return principal.patient
+        did = self._resolve(patient if "/" in patient else f"Patient/{patient}")
+        if did is None:
+            raise NotFoundError("no such Patient")
+        return did
+
+    def _record(self, principal: Principal, consent_id: str, patient: str, *,
+                status: TxStatus, tx_id: bytes, activity: Any, now_ms: int) -> int:  # fmt: skip
+        head = self._index.head("Consent", consent_id)
+        version = 1 if head is None else head.version + 1
+        self._index.record(
+            Head("Consent", consent_id, patient, version, now_ms, False),
+            VersionAnchor("Consent", consent_id, version, now_ms, activity, principal.did,
+                          tx_id.hex(), int(status.height or 0), int(status.log_index or 0)),
+            [],
+        )  # fmt: skip
+        return version
+
+    # --- consent ----------------------------------------------------------------------------
+    def grant(self, principal: Principal, body: object, wire: bytes, now_ms: int) -> dict[str, Any]:
+        self._scope(principal, "c")
+        if not isinstance(body, dict) or body.get("resourceType") != "Consent":
+            raise InvalidInputError("resourceType: must be Consent", parameter="resourceType")
+        consent = from_fhir(body, self._resolve)
+        check_id(consent.consent_id)
+        stx = self._signed(principal, wire, "consent.grant")
+        payload = stx.tx.payload
+        signed = payload.get("consent")
+        if not isinstance(signed, Mapping) or parse_consent(signed) != consent:
+            raise InvalidInputError(
+                "X-Medledger-Signed-Transaction: the signed consent is not this resource",
+                parameter="X-Medledger-Signed-Transaction",
+            )
+        status = self._submit(stx.wire, stx.tx_id, now_ms)
+        version = self._record(principal, consent.consent_id, consent.patient, status=status,
+                               tx_id=stx.tx_id, activity="create", now_ms=now_ms)  # fmt: skip
+        return with_meta(to_fhir(consent), version, instant(now_ms))
+
+    def revoke(self, principal: Principal, consent_id: str, wire: bytes, now_ms: int) -> None:
+        self._scope(principal, "d")
+        check_id(consent_id)
+        head = self._index.head("Consent", consent_id)
+        if head is None:
+            raise NotFoundError("no such Consent")
+        stx = self._signed(principal, wire, "consent.revoke")
+        payload = stx.tx.payload
+        if (payload.get("patient"), payload.get("consent_id")) != (head.patient, consent_id):
+            raise InvalidInputError(
+                "X-Medledger-Signed-Transaction: the signed revocation is not of this consent",
+                parameter="X-Medledger-Signed-Transaction",
+            )
+        status = self._submit(stx.wire, stx.tx_id, now_ms)
+        self._record(principal, consent_id, head.patient, status=status, tx_id=stx.tx_id,
+                     activity="update", now_ms=now_ms)  # fmt: skip
+
+    def _export(self, principal: Principal, patient: str, now_ms: int) -> None:
+        request = AccessRequest(principal.did, patient, None, "consent-export",
+                                principal.purpose, principal.justification)  # fmt: skip
+        self._access.require(request, RecordFacts(custodian=self._node,
+                                                  resource_type="Consent"), now_ms)  # fmt: skip
+
+    def _served(self, head: Head) -> dict[str, Any] | None:
+        record = read_consent(self._ledger.state_reader(), head.patient, head.record_id)
+        if record is None or record.consent is None:
+            return None
+        resource = to_fhir(record.consent)
+        if record.status == "revoked":
+            resource["status"] = "inactive"
+        return with_meta(resource, head.version, instant(head.time_ms))
+
+    def read(self, principal: Principal, consent_id: str, now_ms: int) -> dict[str, Any]:
+        self._scope(principal, "r")
+        check_id(consent_id)
+        head = self._index.head("Consent", consent_id)
+        if head is None:
+            raise NotFoundError("no such Consent")
+        self._export(principal, head.patient, now_ms)
+        resource = self._served(head)
+        if resource is None:
+            raise NotFoundError("no such Consent")
+        return resource
+
+    def search(
+        self, principal: Principal, patient: str | None, now_ms: int
+    ) -> list[dict[str, Any]]:
+        self._scope(principal, "s")
+        did = self._patient_did(principal, patient)
+        self._export(principal, did, now_ms)
+        heads = self._index.search(SearchQuery("Consent"), patient=did, limit=MAX_COUNT * 10)
+        return [r for r in (self._served(h) for h in heads) if r is not None]
+
+    # --- audit events -----------------------------------------------------------------------
+    def audit_events(
+        self, principal: Principal, patient: str | None, count: int | None, now_ms: int
+    ) -> list[dict[str, Any]]:
+        if principal.scopes.allows("AuditEvent", "s") is None:
+            raise AccessDeniedError("the token's scopes do not allow 's' on AuditEvent")
+        did = self._patient_did(principal, patient)
+        request = AccessRequest(principal.did, did, None, "list-audit", principal.purpose)
+        self._access.require(request, RecordFacts(custodian=self._node), now_ms)
+        limit = min(count or DEFAULT_COUNT, MAX_COUNT)
+        events: Sequence[Any] = self._audit.list_events(did, limit=limit)
+        out: list[dict[str, Any]] = []
+        for event in events:
+            out += to_audit_events(event, node_name=self._node_name, include_justification=True)
+        return out
