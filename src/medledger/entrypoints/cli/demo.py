@@ -2,14 +2,17 @@
 pseudonymous patients, records anchored, consents granted and revoked, and access attempts
 (permitted, denied, break-glass) logged as access events with receipts.
 
-At seeding the demo plays issue 5's story for ``patient-1``: the patient grants ``dr-house``;
-Dr House reads (permitted); ``dr-clinic`` is denied; the patient revokes; Dr House is denied;
-``dr-er`` breaks the glass with a justification (flagged, queued for the privacy officer). The
-patient can then list it all and verify every receipt with the CLI (``make run`` prints how).
+Patients 2-5 let the hospital's staff read (consent to the hospital); patient-2 also lets the
+clinic. At seeding the demo plays issue 5's story for ``patient-1``: the patient grants
+``dr-house``; Dr House reads (permitted); ``dr-clinic`` is denied; the patient revokes; Dr
+House is denied; ``dr-er`` breaks the glass with a justification (flagged, queued for the
+privacy officer). The patient can then list it all and verify every receipt with the CLI
+(``make run`` prints how).
 
 Everything here is synthetic and says so: organization names say "Demo", patients are random
-did:keys, and records are FHIR resources tagged ``synthetic`` that carry no clinical content;
-they are stored like real ones (encrypted, off-chain by CID, anchored by this node).
+did:keys named "Demo Patient n", and records are FHIR resources tagged ``synthetic`` with
+made-up values; they are written through the FHIR layer like real ones (encrypted, off-chain
+by CID, anchored by this node, indexed for search, each with its Provenance).
 The demo keys are written to ``<home>/demo-keys/`` under the passphrase ``medledger-demo``
 so the CLI can sign as any demo user.
 """
@@ -34,9 +37,10 @@ from medledger.adapters.keystore import generate_key, read_key_file, write_key_f
 from medledger.bootstrap import Node, init_home
 from medledger.client import new_transaction
 from medledger.core.access.gate import AccessRequest
+from medledger.core.auth.principal import Principal
+from medledger.core.auth.scopes import parse_scopes
 from medledger.core.consent.simple import permit_to
 from medledger.core.identity.keys import ParticipantKey
-from medledger.core.ledger.canonical import canonical_document
 from medledger.core.ledger.genesis import Authority, Genesis
 from medledger.errors import AccessDeniedError, MedledgerError
 
@@ -111,6 +115,55 @@ class DemoRecord:
     version: int = 0
 
 
+#: Marks every demo resource, so nothing synthetic passes for real data.
+SYNTHETIC = {"system": "https://medledger.example/demo", "code": "synthetic"}
+
+
+def synthetic_resource(resource_type: str, patient_id: str, rng: random.Random) -> dict[str, Any]:
+    """A minimal valid FHIR R4 resource of ``resource_type`` about Patient/``patient_id``,
+    tagged synthetic, with made-up values."""
+    subject = {"reference": f"Patient/{patient_id}"}
+    day = f"2026-{rng.randint(1, 10):02d}-{rng.randint(1, 28):02d}"
+    loinc = "http://loinc.org"
+    bodies: dict[str, dict[str, Any]] = {
+        "Observation": {
+            "status": "final",
+            "code": {"coding": [{"system": loinc, "code": "8867-4", "display": "Heart rate"}]},
+            "subject": subject,
+            "effectiveDateTime": day,
+            "valueQuantity": {"value": rng.randint(55, 95), "unit": "beats/minute"},
+        },
+        "Condition": {
+            "subject": subject,
+            "code": {"text": "Synthetic demo condition"},
+            "recordedDate": day,
+        },
+        "MedicationRequest": {
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": {"text": "Synthetic demo medication"},
+            "subject": subject,
+            "authoredOn": day,
+        },
+        "DiagnosticReport": {
+            "status": "final",
+            "code": {"coding": [{"system": loinc, "code": "58410-2", "display": "CBC panel"}]},
+            "subject": subject,
+            "effectiveDateTime": day,
+        },
+        "Encounter": {
+            "status": "finished",
+            "class": {
+                "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                "code": "AMB",
+            },
+            "subject": subject,
+            "period": {"start": day},
+        },
+    }
+    return {"resourceType": resource_type, "meta": {"tag": [SYNTHETIC]}, **bodies[resource_type]}
+
+
 class DemoNetwork:
     """Seeds the demo network and keeps transactions flowing, through the node's own intake."""
 
@@ -121,6 +174,7 @@ class DemoNetwork:
         self.keys = keys
         self.rng = random.Random(seed)  # noqa: S311 - demo traffic, not cryptography
         self.records: list[DemoRecord] = []
+        self.patient_ids: dict[str, str] = {}  # patient did -> its FHIR Patient id
 
     def submit(self, signer: str, tx_type: str, payload: dict[str, Any]) -> dict[str, Any]:
         stx = new_transaction(
@@ -152,12 +206,40 @@ class DemoNetwork:
             if not self.is_registered(name):
                 payload = {"did": self.keys[name].did, "kind": "patient", "roles": []}
                 self.submit("hospital", "participant.register", payload)
+        for number, name in enumerate(PATIENTS, 1):
+            self.patient_ids[self.keys[name].did] = self.patient_resource(name, number)
         for name in PATIENTS:
-            self.records.append(
-                DemoRecord(self.keys[name].did, f"demo-{name}-{secrets.token_hex(4)}", "Patient")
-            )
-            self.anchor(self.records[-1], "dr-house")
+            self.new_record(self.keys[name].did, "Observation", "dr-house")
         self.story()
+
+    def author(self, name: str) -> Principal:
+        """A demo practitioner acting through the FHIR layer (what its token would allow)."""
+        return Principal(did=self.keys[name].did, scopes=parse_scopes("user/*.cruds"))
+
+    def patient_resource(self, name: str, number: int) -> str:
+        """The demo patient's FHIR Patient (its did:key as identifier); its id."""
+        did = self.keys[name].did
+        existing = self.node.fhir_index.patient_resource(did)
+        if existing is not None:
+            return existing.record_id
+        resource = {
+            "resourceType": "Patient",
+            "meta": {"tag": [SYNTHETIC]},
+            "identifier": [{"system": "urn:ietf:rfc:3986", "value": did}],
+            "name": [{"family": "Demo", "given": [f"Patient {number}"]}],
+            "gender": self.rng.choice(["female", "male", "other"]),
+            "birthDate": f"19{self.rng.randint(40, 99)}-0{self.rng.randint(1, 9)}-1{number}",
+        }
+        written = self.node.fhir.create(self.author("dr-house"), "Patient", resource, _now_ms())
+        return str(written.resource["id"])
+
+    def new_record(self, patient: str, resource_type: str, author: str) -> None:
+        """A new synthetic FHIR resource, created through the FHIR layer: encrypted, kept
+        off-chain by CID, anchored on the ledger, indexed for search, with its Provenance."""
+        body = synthetic_resource(resource_type, self.patient_ids[patient], self.rng)
+        written = self.node.fhir.create(self.author(author), resource_type, body, _now_ms())
+        record = DemoRecord(patient, str(written.resource["id"]), resource_type, written.version)
+        self.records.append(record)
 
     def grant(self, patient: str, consent_id: str, to: str) -> None:
         """``patient`` grants ``to`` (a practitioner or organization) access for treatment."""
@@ -183,6 +265,8 @@ class DemoNetwork:
         suffix = secrets.token_hex(3)
         self.grant("patient-1", f"demo-house-{suffix}", "dr-house")
         self.grant("patient-2", f"demo-clinic-{suffix}", "clinic")
+        for name in PATIENTS[1:]:  # the others let the hospital's staff read, for treatment
+            self.grant(name, f"demo-hospital-{suffix}", "hospital")
         self.read("dr-house", record)
         self.read("dr-clinic", record)
         self.submit(
@@ -193,28 +277,19 @@ class DemoNetwork:
         self.read("dr-house", record)
         self.read("dr-er", record, "ETREAT", "Demo: unconscious on arrival, allergies unknown")
 
-    def anchor(self, record: DemoRecord, author: str) -> None:
-        """A new version of a synthetic FHIR resource, stored by this node (the hospital, the
-        custodian): encrypted, kept off-chain by CID, anchored on the ledger. ``author`` is
-        the demo practitioner it pretends to come from (it names no one: ids only)."""
-        content = {
-            "resourceType": record.resource_type,
-            "id": record.record_id,
-            "meta": {"tag": [{"system": "https://medledger.example/demo", "code": "synthetic"}]},
-            "text": {
-                "status": "generated",
-                "div": '<div xmlns="http://www.w3.org/1999/xhtml">Synthetic demo record</div>',
-            },
-            "extension": [{"url": "https://medledger.example/demo/author", "valueString": author}],
-        }
-        result = self.node.records.put(
-            patient=record.patient,
-            record_id=record.record_id,
-            resource_type=record.resource_type,
-            content=canonical_document(content),
-            now_s=int(time.time()),
+    def new_version(self, record: DemoRecord, author: str) -> None:
+        """A new version of a demo resource (FHIR update, If-Match its current version)."""
+        body = synthetic_resource(record.resource_type, self.patient_ids[record.patient], self.rng)
+        body["id"] = record.record_id
+        written = self.node.fhir.update(
+            self.author(author),
+            record.resource_type,
+            record.record_id,
+            body,
+            if_match=record.version,
+            now_ms=_now_ms(),
         )
-        record.version = result.version
+        record.version = written.version
 
     def step(self) -> None:
         """One tick of demo traffic: a new record, a new version, or a read attempt."""
@@ -222,13 +297,9 @@ class DemoNetwork:
         author = self.rng.choice(["dr-house", "nurse-joy", "dr-er"])
         if choice < 0.4 or not self.records:
             patient = self.keys[self.rng.choice(PATIENTS)].did
-            record = DemoRecord(
-                patient, f"demo-{secrets.token_hex(6)}", self.rng.choice(RESOURCE_TYPES)
-            )
-            self.records.append(record)
-            self.anchor(record, author)
+            self.new_record(patient, self.rng.choice(RESOURCE_TYPES), author)
         elif choice < 0.8:
-            self.anchor(self.rng.choice(self.records), author)
+            self.new_version(self.rng.choice(self.records), author)
         else:
             who = self.rng.choice(["dr-house", "nurse-joy", "dr-clinic", "lab-tech"])
             self.read(who, self.rng.choice(self.records))
@@ -251,3 +322,7 @@ def demo_feed(node: Node, *, every_s: float = 1.0) -> Callable[[], Coroutine[Any
                 log.error("demo transaction failed: %s", e)
 
     return run
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

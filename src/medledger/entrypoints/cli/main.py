@@ -164,6 +164,12 @@ def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> Non
             f"    .venv/bin/medledger receipt verify receipts/<event>.json "
             f"--key '{format_verifier_key(node.log.verifier)}'"
         )
+        out.print(f"  FHIR R4 API   {url}fhir/metadata (SMART bearer tokens; demo data as FHIR)")
+        out.print(
+            f"    TOKEN=$(MEDLEDGER_PASSPHRASE=medledger-demo .venv/bin/medledger token mint "
+            f"--node {url} --key {keys / 'dr-house.key'} --scope 'user/*.cruds')"
+        )
+        out.print(f'    curl -H "Authorization: Bearer $TOKEN" "{url}fhir/Patient"')
     try:
         uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
     finally:
