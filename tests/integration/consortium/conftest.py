@@ -65,7 +65,9 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A 3-node, 3-etcd-member dev network (``medledger network up``), stopped by PID."""
     ensure_etcd()
     base = tmp_path_factory.mktemp("net")
-    create_network(base, nodes=3, base_port=free_ports(3), etcd_port=free_ports(6))
+    create_network(
+        base, nodes=3, base_port=free_ports(3), etcd_port=free_ports(6), retain_positions=20
+    )
     try:
         start_network(base)
         yield base

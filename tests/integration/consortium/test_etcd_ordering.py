@@ -109,7 +109,7 @@ def test_appends_resume_after_kill_9_of_the_etcd_leader_without_loss_or_duplicat
     in_log = ids_in_order(log)
     assert sorted(set(in_log)) == sorted(in_log), "no batch is written twice"
     assert in_log[: len(acknowledged)] == acknowledged, "every acknowledged batch, in order"
-    assert stall < 3.0, f"appends stalled {stall:.2f} s"
+    assert stall < 10.0, f"appends stalled {stall:.2f} s"
 
 
 def test_a_watch_wakes_readers_and_pruning_bounds_the_log(etcd3: EtcdCluster, log: EtcdLog) -> None:

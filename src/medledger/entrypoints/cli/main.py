@@ -126,6 +126,14 @@ def init(
 def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> None:
     import uvicorn
 
+    from medledger.bootstrap_consortium import is_consortium_home
+
+    if not demo and is_consortium_home(home):  # issue 7: blocks come from the etcd log
+        from medledger.entrypoints.cli.network_cmd import serve_consortium
+
+        serve_consortium(home, host, port)
+        return
+
     from medledger.bootstrap import open_node
     from medledger.core.note import format_verifier_key
     from medledger.entrypoints.cli.demo import demo_feed
@@ -434,11 +442,12 @@ def chain_verify(home: HomeOption = Path(".medledger")) -> None:
 
 
 def _register_subcommands() -> None:
-    from medledger.entrypoints.cli import escrow_cmd, records_cmd, recovery
+    from medledger.entrypoints.cli import escrow_cmd, network_cmd, records_cmd, recovery
 
     records_cmd.register(app)
     escrow_cmd.register(app)
     recovery.register(keys_app)
+    network_cmd.register(app)
 
 
 _register_subcommands()

@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
@@ -59,6 +59,8 @@ def create_app(
     *,
     authorize: Callable[[Request], None] = open_on_loopback,
     background: Sequence[BackgroundTask] = (),
+    routers: Sequence[APIRouter] = (),
+    wait_final: Callable[[int, float], bool] | None = None,
 ) -> FastAPI:
     tasks = [checkpointer(node), *background]
 
@@ -89,8 +91,11 @@ def create_app(
                 prefix, after=after, limit=limit
             ),
             authorize=authorize,
+            wait_final=wait_final,
         )
     )
+    for extra in routers:  # e.g. the consortium's peer API
+        app.include_router(extra)
 
     app.include_router(
         records_routes.router(
