@@ -26,7 +26,8 @@ import httpx
 from medledger.adapters.etcd_http import EtcdClient
 from medledger.adapters.etcd_ordering import Election, EtcdLog
 from medledger.adapters.sqlite_consortium import SqliteConsortium
-from medledger.bootstrap import Node, open_node
+from medledger.bootstrap import Node, load_genesis, open_node
+from medledger.core.ledger.contracts.governance import GovernanceContract, current_authorities
 from medledger.errors import ConfigurationError, NetworkError
 from medledger.services.consortium import ConsortiumNode, ConsortiumSettings
 
@@ -149,14 +150,25 @@ def _now_ms() -> int:
 
 def open_consortium_node(home: Path, *, passphrase: str | None = None) -> ConsortiumRuntime:
     config = load_consortium_config(home)
-    node = open_node(home, passphrase=passphrase)
+    genesis_dids = [a.did for a in load_genesis(home).authorities]
+    node = open_node(
+        home,
+        passphrase=passphrase,
+        extra_contracts=[GovernanceContract(genesis_dids)],
+        genesis_authority=False,
+    )
     etcd = EtcdClient(config.etcd, timeout_s=1.0)  # an error is no failure: read back (ADR 0016)
     ordered = EtcdLog(etcd, config.prefix)
     election = Election(ordered, json.dumps({"did": node.key.did, "url": config.url}).encode())
     (home / CONSORTIUM_DB_FILE).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     store = SqliteConsortium(home / CONSORTIUM_DB_FILE)
     forwarder = HttpForwarder()
-    authorities = frozenset(a.did for a in node.genesis.authorities)
+    state = node.ledger.state_reader()
+
+    def authorities() -> frozenset[str]:
+        """The set in force: committed state, i.e. after the last block applied."""
+        return frozenset(current_authorities(state, genesis_dids))
+
     consortium = ConsortiumNode(
         key=node.key,
         url=config.url,
@@ -165,7 +177,7 @@ def open_consortium_node(home: Path, *, passphrase: str | None = None) -> Consor
         ordered=ordered,
         election=election,
         store=store,
-        authorities=lambda: authorities,
+        authorities=authorities,
         forward=forwarder,
         clock_ms=_now_ms,
         settings=ConsortiumSettings(

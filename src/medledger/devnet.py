@@ -35,8 +35,12 @@ from medledger.adapters.etcd_cluster import (
 )
 from medledger.adapters.files import atomic_write
 from medledger.adapters.keystore import generate_key
-from medledger.bootstrap import init_home
-from medledger.bootstrap_consortium import CONSORTIUM_FILE, ConsortiumConfig
+from medledger.bootstrap import init_home, load_genesis
+from medledger.bootstrap_consortium import (
+    CONSORTIUM_FILE,
+    ConsortiumConfig,
+    load_consortium_config,
+)
 from medledger.core.ledger.genesis import Authority, Genesis
 from medledger.errors import ConfigurationError, NetworkError
 
@@ -127,6 +131,43 @@ def create_network(
         "nodes": infos,
     }  # fmt: skip
     _save(base, doc)
+
+
+def add_node(base: Path, *, port: int | None = None) -> NodeInfo:
+    """A new node home in the network, with a fresh key that is no authority yet: the
+    authorities add it by a governance transaction (``authority.propose``/``approve``). It
+    is started by the next ``start_network``; its peers are the existing nodes."""
+    doc = load_network(base)
+    index = len(doc["nodes"]) + 1
+    name = f"node{index}"
+    port = port or max(n["port"] for n in doc["nodes"]) + 1
+    url = f"http://127.0.0.1:{port}"
+    genesis = load_genesis(base / doc["nodes"][0]["home"])
+    key = generate_key()
+    home = base / name
+    init_home(
+        home,
+        passphrase=DEMO_PASSPHRASE,
+        origin=f"{name}.{doc['network']}.local/log",
+        port=port,
+        genesis=genesis,
+        node_key=key,
+        store_passphrase=True,
+    )
+    first = load_consortium_config(Path(doc["nodes"][0]["home"]))
+    config = ConsortiumConfig(
+        url=url,
+        etcd=first.etcd,
+        prefix=first.prefix,
+        peers=tuple(n["url"] for n in doc["nodes"]),
+        retain_positions=first.retain_positions,
+    )
+    atomic_write(home / CONSORTIUM_FILE, config.to_toml().encode(), mode=0o644)
+    doc["nodes"].append(
+        {"name": name, "home": str(home), "url": url, "port": port, "did": key.did, "pid": None}
+    )
+    _save(base, doc)
+    return NodeInfo(name, home, url, port, key.did)
 
 
 def _save(base: Path, doc: dict[str, Any]) -> None:

@@ -245,7 +245,9 @@ class ConsortiumNode:
 
     def _submit_chunk(self, envelopes: list[bytes]) -> None:
         try:
-            fence = self.election.fence or self.election.campaign()
+            fence = self.election.fence
+            if fence is None and self.key.did in self.authorities():
+                fence = self.election.campaign()
             t0 = time.monotonic()
             if fence is not None:
                 self._append(envelopes, fence)
@@ -293,7 +295,7 @@ class ConsortiumNode:
                     if time.monotonic() - last_prune > self.settings.prune_every_s:
                         last_prune = time.monotonic()
                         self._prune()
-                elif self.election.leader() is None:
+                elif self.election.leader() is None and self.key.did in self.authorities():
                     self.election.campaign()
             except MedledgerError as e:
                 log.info("election: %s", e)
@@ -389,7 +391,11 @@ class ConsortiumNode:
         self._flush_votes()
 
     def _vote(self, header: BlockHeader, position: int) -> None:
-        """Co-sign block ``header`` (from ``position``) and queue the vote for publishing."""
+        """Co-sign block ``header`` (from ``position``) and queue the vote for publishing;
+        a node whose key is not (yet) an authority keeps its own hash only."""
+        self._own[header.height] = header.hash()
+        if self.key.did not in self.authorities():
+            return
         vote = cast_vote(
             self.key,
             network=self.ledger.network,

@@ -20,24 +20,30 @@ import pytest
 
 from medledger.adapters.etcd_cluster import kill_pid, pid_alive, reap
 from medledger.adapters.etcd_http import EtcdClient, cmp_created, cmp_value, op_put
+from medledger.adapters.keystore import read_key_file
 from medledger.adapters.sqlite_ledger import SqliteLedger
 from medledger.adapters.sqlite_log import SqliteLog
+from medledger.client import new_transaction
 from medledger.config import Limits
 from medledger.core.consortium.batch import Batch, seal_batch
-from medledger.core.consortium.finality import quorum, vote_verifier
+from medledger.core.consortium.finality import parse_vote, quorum, verify_vote, vote_verifier
 from medledger.core.cosignature import open_cosignatures
 from medledger.core.identity.keys import ParticipantKey
 from medledger.core.ledger.block import BlockHeader
 from medledger.devnet import (
+    DEMO_PASSPHRASE,
+    add_node,
     etcd_cluster,
     load_network,
     node_pid,
     set_etcd_pids,
     set_node_pid,
+    start_network,
     start_node,
     wait_node,
 )
-from tests.integration.consortium.netclient import LoadGenerator, Net, submit_many
+from tests.integration.consortium.conftest import free_ports
+from tests.integration.consortium.netclient import LoadGenerator, Net, submit, submit_many
 
 STRANGER = ParticipantKey.from_seed(b"\x66" * 32)
 
@@ -194,6 +200,55 @@ def _zero():  # type: ignore[no-untyped-def]
         value = b"0"
 
     return Z()
+
+
+def test_a_governance_change_adds_a_fourth_authority_that_then_cosigns(net: Net) -> None:
+    newcomer = add_node(net.base, port=free_ports(1))
+    node2 = read_key_file(net.base / "node2" / "keys" / "node.key", DEMO_PASSPHRASE)
+    proposal = "add-" + secrets.token_hex(4)
+    propose = new_transaction(
+        net.authority,
+        network=net.network,
+        tx_type="authority.propose",
+        payload={
+            "proposal_id": proposal,
+            "action": "add",
+            "did": newcomer.did,
+            "name": "Northside Hospital",
+            "roles": ["hospital"],
+        },
+        now_s=int(time.time()),
+        ttl_s=600,
+    )
+    approve = new_transaction(
+        node2,
+        network=net.network,
+        tx_type="authority.approve",
+        payload={"proposal_id": proposal},
+        now_s=int(time.time()),
+        ttl_s=600,
+    )
+    with httpx.Client() as client:
+        first = submit(client, net.urls[0], propose)
+        assert first["ok"] and first["final"]
+        state = json.loads(client.get(f"{net.urls[2]}/ledger/participants/{newcomer.did}").text)
+        assert state.get("authority") is not True, "one approval of three is no majority"
+        second = submit(client, net.urls[1], approve)
+        assert second["ok"] and second["final"]
+    start_network(net.base)  # starts the newcomer; the others are running
+    net4 = Net.of(net.base)
+    submit_many(net4, 12)
+    height = net4.wait_same_height()
+    assert len({net4.status(u)["state_root"] for u in net4.urls}) == 1
+    doc = load_network(net.base)
+    client4 = EtcdClient([f"http://127.0.0.1:{m['client_port']}" for m in doc["etcd"]])
+    try:
+        raw = client4.get(f"/medledger/{doc['network']}/vote/{height:020d}/{newcomer.did}".encode())
+    finally:
+        client4.close()
+    assert raw is not None, "the new authority co-signed the last block"
+    dids = [n["did"] for n in doc["nodes"]]
+    verify_vote(parse_vote(raw.value, net.network), dids)
 
 
 def test_network_status_names_a_node_whose_store_was_tampered_with(net: Net) -> None:
