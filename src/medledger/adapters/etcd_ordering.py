@@ -191,9 +191,9 @@ class EtcdLog:
         self.client.compact(revision)
         return revision
 
-    def defragment_all(self, endpoints: Sequence[str]) -> None:
+    def defragment_all(self, endpoints: Sequence[str] | None = None) -> None:
         """Defragment members one at a time (a member is unavailable while it defragments)."""
-        for url in endpoints:
+        for url in endpoints or self.client.endpoints:
             self.client.defragment(url)
 
 

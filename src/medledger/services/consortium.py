@@ -76,6 +76,7 @@ class OrderedLog(Protocol):
     def votes(self, start_height: int, limit: int = ...) -> list[tuple[int, bytes]]: ...
     def mark_applied(self, did: str, position: int) -> None: ...
     def prune(self, below_position: int, below_height: int) -> int: ...
+    def defragment_all(self) -> None: ...
     def watch_changes(
         self, start_revision: int, wake: Callable[[], None], stop: threading.Event
     ) -> None: ...
@@ -137,6 +138,8 @@ class ConsortiumSettings:
     #: the submitter deletes positions this far below the last final one (0: never prune)
     retain_positions: int = 10_000
     prune_every_s: float = 2.0
+    #: defragment the members (one at a time) every this many prunes
+    defragment_every: int = 100
 
 
 class ConsortiumNode:
@@ -180,6 +183,7 @@ class ConsortiumNode:
         self._dissent: dict[str, int] = {}  # authority -> first height it signed differently
         self._threads: list[threading.Thread] = []
         self._last_batch_ms = 0
+        self._prunes = 0
         self.stats: dict[str, float] = {
             "batches": 0, "forwarded": 0, "rejected": 0, "blocks": 0,
             "append_s": 0.0, "forward_s": 0.0, "apply_s": 0.0, "votes_s": 0.0, "read_s": 0.0,
@@ -311,7 +315,10 @@ class ConsortiumNode:
         cert = self.store.certificate(final) if final else None
         if cert is None or cert[1] - retain <= 1:
             return
-        self.ordered.prune(cert[1] - retain, max(1, final - retain))
+        if self.ordered.prune(cert[1] - retain, max(1, final - retain)):
+            self._prunes += 1
+            if self._prunes % self.settings.defragment_every == 0:
+                self.ordered.defragment_all()  # one member at a time
 
     # --- 4. watcher --------------------------------------------------------------------------
     def _run_watcher(self) -> None:
