@@ -43,7 +43,12 @@ class State(dict[str, bytes]):
 
 def tx(sender: str, tx_type: str, payload: dict[str, object]) -> Transaction:
     return Transaction(
-        network="net", type=tx_type, payload=payload, sender=sender, nonce="nonce-0001", expires=10**9
+        network="net",
+        type=tx_type,
+        payload=payload,
+        sender=sender,
+        nonce="nonce-0001",
+        expires=10**9,
     )
 
 
