@@ -89,6 +89,22 @@ def test_concurrent_submission_at_all_nodes_gives_identical_chains_and_state_roo
     assert BlockHeader.from_json(first).proposer in authorities
 
 
+def test_every_nodes_chain_replays_offline_with_chain_verify(net: Net) -> None:
+    roots = set()
+    for name in net.names:
+        cli = subprocess.run(
+            [sys.executable, "-m", "medledger.entrypoints.cli", "chain", "verify", "--home",
+             str(net.base / name)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+        roots.add(cli.stdout.split("state root ")[-1].strip())
+    assert len(roots) == 1
+
+
 def _append_unfenced(net: Net, wire: bytes) -> int:
     """What an attacker with write access to etcd could do: CAS a batch in, bypassing the
     election fence."""

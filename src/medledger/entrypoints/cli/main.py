@@ -13,13 +13,18 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from medledger.errors import MedledgerError
+
+if TYPE_CHECKING:
+    from medledger.adapters.sqlite_ledger import SqliteLedger
+    from medledger.core.ledger.genesis import Genesis
+    from medledger.core.ledger.runtime import Contract
 
 app = typer.Typer(
     name="medledger",
@@ -415,13 +420,15 @@ def chain_verify(home: HomeOption = Path(".medledger")) -> None:
                 progress_bar("replaying blocks", offset=1) as progress,
             ):
                 scratch = ScratchState(conn)
+                contracts, signers = _consortium_chain_rules(home, genesis, ledger)
                 report = verify_chain(
                     ledger,
                     genesis,
-                    Runtime(default_contracts()),
+                    Runtime([*default_contracts(), *contracts]),
                     scratch,
                     log_store,
                     progress=progress,
+                    node_signers=signers,
                 )
                 verify_live_state(
                     ledger.state_root(),
@@ -439,6 +446,29 @@ def chain_verify(home: HomeOption = Path(".medledger")) -> None:
         f"[bold green]OK[/] {report.height + 1} blocks and {report.transactions} transactions "
         f"replay to state root {report.state_root.hex()}"
     )
+
+
+def _consortium_chain_rules(
+    home: Path, genesis: Genesis, ledger: SqliteLedger
+) -> tuple[list[Contract], list[str]]:
+    """A consortium home (ADR 0016): the governance contract, and every authority's signature
+    accepted on a header (each node stores its own)."""
+    from medledger.bootstrap_consortium import is_consortium_home
+    from medledger.core.ledger.contracts.governance import (
+        GovernanceContract,
+        current_authorities,
+    )
+
+    if not is_consortium_home(home):
+        return [], []
+
+    class _Committed:
+        def get(self, key: str) -> bytes | None:
+            return ledger.state_get(key)
+
+    dids = [a.did for a in genesis.authorities]
+    ever = sorted({*dids, *current_authorities(_Committed(), dids)})
+    return [GovernanceContract(dids)], ever
 
 
 def _register_subcommands() -> None:
