@@ -181,7 +181,9 @@ def open_consortium_node(home: Path, *, passphrase: str | None = None) -> Consor
         forward=forwarder,
         clock_ms=_now_ms,
         settings=ConsortiumSettings(
-            max_batch_txs=node.genesis.block_max_txs, retain_positions=config.retain_positions
+            max_batch_txs=node.genesis.block_max_txs,
+            batch_interval_s=node.genesis.block_interval_ms / 1000,
+            retain_positions=config.retain_positions,
         ),
         peers=config.peers,
         fetch_block=forwarder.fetch_block,

@@ -55,6 +55,7 @@ from medledger.core.consortium.finality import (
 )
 from medledger.core.identity.keys import ParticipantKey
 from medledger.core.ledger.block import BlockHeader
+from medledger.core.ledger.envelope import TxLimits, decode_transaction
 from medledger.core.note import open_note
 from medledger.errors import (
     ConflictError,
@@ -123,6 +124,7 @@ class LedgerLike(Protocol):
     ) -> object: ...
     def latest_block(self) -> object: ...
     def block(self, height: int) -> object: ...
+    def status(self, tx_id: bytes) -> object: ...
 
 
 Forward = Callable[[str, Sequence[bytes]], None]
@@ -138,6 +140,8 @@ class ConsortiumSettings:
     #: the submitter deletes positions this far below the last final one (0: never prune)
     retain_positions: int = 10_000
     prune_every_s: float = 2.0
+    #: a forwarded envelope still pending after this long is forwarded again
+    reforward_s: float = 5.0
     #: defragment the members (one at a time) every this many prunes
     defragment_every: int = 100
 
@@ -184,6 +188,8 @@ class ConsortiumNode:
         self._threads: list[threading.Thread] = []
         self._last_batch_ms = 0
         self._prunes = 0
+        self._forwarded: dict[bytes, float] = {}
+        self._forwarded_lock = threading.Lock()
         self.stats: dict[str, float] = {
             "batches": 0, "forwarded": 0, "rejected": 0, "blocks": 0,
             "append_s": 0.0, "forward_s": 0.0, "apply_s": 0.0, "votes_s": 0.0, "read_s": 0.0,
@@ -261,6 +267,10 @@ class ConsortiumNode:
             if leader is None or leader.get("did") == self.key.did:
                 raise ConflictError("no submitter elected yet")
             self.forward(leader["url"], envelopes)
+            now = time.monotonic()
+            with self._forwarded_lock:
+                for envelope in envelopes:
+                    self._forwarded[envelope] = now
             self.stats["forwarded"] += len(envelopes)
             self.stats["forward_s"] += time.monotonic() - t0
         except MedledgerError as e:
@@ -293,6 +303,7 @@ class ConsortiumNode:
     def _run_campaigner(self) -> None:
         last_prune = time.monotonic()
         while not self._stop.is_set():
+            self._reforward()
             try:
                 if self.election.fence is not None:
                     self.election.keepalive()
@@ -304,6 +315,26 @@ class ConsortiumNode:
             except MedledgerError as e:
                 log.info("election: %s", e)
             self._stop.wait(0.5)
+
+    def _reforward(self) -> None:
+        """Envelopes forwarded more than ``reforward_s`` ago and still pending here go back
+        into the queue: the submitter may have crashed before ordering them (its intake
+        refuses a second copy of one it still holds)."""
+        cutoff = time.monotonic() - self.settings.reforward_s
+        with self._forwarded_lock:
+            old = [w for w, at in self._forwarded.items() if at < cutoff]
+            for wire in old:
+                del self._forwarded[wire]
+        for wire in old:
+            try:
+                tx_id = decode_transaction(wire, TxLimits()).tx_id
+                status = self.ledger.status(tx_id)
+            except MedledgerError:
+                continue  # dropped or no longer known here: nothing to retry
+            if getattr(status, "status", None) == "pending":
+                self.stats["reforwarded"] = self.stats.get("reforwarded", 0) + 1
+                with contextlib.suppress(MedledgerError):
+                    self.queue.submit(wire)
 
     def _prune(self) -> None:
         """The submitter bounds etcd's growth: positions and votes well below the last block
