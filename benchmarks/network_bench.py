@@ -265,6 +265,7 @@ def run(*, quick: bool, console: Console) -> NetworkResult:
                 if m["pid"]:
                     reap(m["pid"])
     result.wall_seconds = time.perf_counter() - began
+    result.machine["contention_at_end"] = machine.contention()
     return result
 
 
@@ -327,6 +328,10 @@ def render(doc: dict[str, Any]) -> str:
         f"Machine: {doc['machine'].get('nproc', '?')} CPUs ({doc['machine'].get('cpu_model')}); "
         "3 authority nodes (`medledger serve`), 3 etcd 3.4 members and the HTTP clients all on "
         "this machine, on loopback.",
+        "",
+        f"Contention: at the start {doc['machine'].get('contention_at_start')}; at the end "
+        f"{doc['machine'].get('contention_at_end')}. The verify-rate samples are taken in the "
+        "same run, so the ratio is judged against the machine as it was.",
         "",
         "| measure | value |",
         "|---|---|",
