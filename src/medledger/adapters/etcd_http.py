@@ -230,7 +230,8 @@ class EtcdClient:
         joins them before calling ``on_events(kvs, revision)``.
         """
         with self._lock:
-            url = self.endpoints[self._at % len(self.endpoints)]
+            at = self._at
+        url = self.endpoints[at % len(self.endpoints)]
         request = {
             "create_request": {
                 "key": b64(key),
@@ -263,5 +264,5 @@ class EtcdClient:
                     on_events(pending, revision)
                     pending = []
         except (httpx.HTTPError, ValueError) as e:
-            self._fail_over(self.endpoints.index(url) if url in self.endpoints else 0)
+            self._fail_over(at)
             raise NetworkError(f"etcd watch on {url}: {type(e).__name__}") from e

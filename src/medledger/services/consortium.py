@@ -65,6 +65,8 @@ from medledger.errors import (
     TamperError,
     VerificationError,
 )
+from medledger.ports import BlockRecord
+from medledger.services.ledger import Block, TxStatus
 
 log = logging.getLogger("medledger.consortium")
 
@@ -121,10 +123,10 @@ class LedgerLike(Protocol):
     def network(self) -> str: ...
     def build_block(
         self, batch: Sequence[bytes], now_ms: int, *, proposer: str | None = None
-    ) -> object: ...
-    def latest_block(self) -> object: ...
-    def block(self, height: int) -> object: ...
-    def status(self, tx_id: bytes) -> object: ...
+    ) -> Block | None: ...
+    def latest_block(self) -> BlockRecord: ...
+    def block(self, height: int) -> BlockRecord: ...
+    def status(self, tx_id: bytes) -> TxStatus: ...
 
 
 Forward = Callable[[str, Sequence[bytes]], None]
@@ -230,10 +232,10 @@ class ConsortiumNode:
     def _store_problem(self) -> str | None:
         try:
             latest = self.ledger.latest_block()
-            header = BlockHeader.from_json(json.loads(latest.header))  # type: ignore[attr-defined]
+            header = BlockHeader.from_json(json.loads(latest.header))
         except (MedledgerError, ValueError) as e:
             return f"the latest block does not parse ({e})"
-        if not hmac.compare_digest(header.hash(), latest.hash):  # type: ignore[attr-defined]
+        if not hmac.compare_digest(header.hash(), latest.hash):
             return f"block {header.height}: the header does not hash to its stored hash"
         final = self.store.final_height()
         cert = self.store.certificate(final) if final else None
@@ -331,7 +333,7 @@ class ConsortiumNode:
                 status = self.ledger.status(tx_id)
             except MedledgerError:
                 continue  # dropped or no longer known here: nothing to retry
-            if getattr(status, "status", None) == "pending":
+            if status.status == "pending":
                 self.stats["reforwarded"] = self.stats.get("reforwarded", 0) + 1
                 with contextlib.suppress(MedledgerError):
                     self.queue.submit(wire)
@@ -421,7 +423,7 @@ class ConsortiumNode:
         if block is None:
             self.store.record(position, batch_id, None, None)
             return
-        header_raw: bytes = block.header  # type: ignore[attr-defined]
+        header_raw = block.header
         header = BlockHeader.from_json(json.loads(header_raw))
         self.store.record(position, batch_id, header.height, None)
         self.stats["blocks"] += 1
@@ -457,12 +459,12 @@ class ConsortiumNode:
         """On start: queue this node's votes again for its blocks not yet final (a crash may
         have come between a block's commit and its vote)."""
         latest = self.ledger.latest_block()
-        for height in range(self._final_height + 1, latest.height + 1):  # type: ignore[attr-defined]
+        for height in range(self._final_height + 1, latest.height + 1):
             position = self.store.position_of(height)
             if position is None:
                 continue
             record = self.ledger.block(height)
-            self._vote(BlockHeader.from_json(json.loads(record.header)), position)  # type: ignore[attr-defined]
+            self._vote(BlockHeader.from_json(json.loads(record.header)), position)
 
     def _follow_votes(self) -> None:
         """Count votes above the last final height, in order; stop at the first not final."""
@@ -491,7 +493,7 @@ class ConsortiumNode:
                 return
             for signer in result.dissenters:
                 self._dissent.setdefault(signer, h)
-            if result.final_hash != own:
+            if not hmac.compare_digest(result.final_hash, own):
                 message = (
                     f"block {h}: this node's header {own.hex()[:16]} differs from the quorum's "
                     f"{result.final_hash.hex()[:16]}: stopped applying"
@@ -536,7 +538,7 @@ class ConsortiumNode:
         authorities = self.authorities()
         while position < floor - 1:
             latest = self.ledger.latest_block()
-            height = latest.height + 1  # type: ignore[attr-defined]
+            height = latest.height + 1
             data = self.fetch_block(peer, height)
             if data is None:
                 raise NotFoundError(f"{peer} has no final block {height}")
@@ -546,9 +548,12 @@ class ConsortiumNode:
             header = BlockHeader.from_json(json.loads(str(data["header"])))
             if not hmac.compare_digest(header.hash(), block_hash):
                 raise VerificationError(f"block {height}: header does not match its certificate")
-            txs = [_unb64(t) for t in data["txs"]]  # type: ignore[attr-defined]
+            raw_txs = data.get("txs")
+            if not isinstance(raw_txs, list):
+                raise VerificationError(f"block {height}: no transaction list")
+            txs = [_unb64(t) for t in raw_txs]
             block = self.ledger.build_block(txs, header.time_ms, proposer=header.proposer)
-            got = None if block is None else block.hash  # type: ignore[attr-defined]
+            got = None if block is None else block.hash
             if got is None or not hmac.compare_digest(got, block_hash):
                 message = f"block {height} replayed from {peer} differs from its certificate"
                 self.store.raise_alarm(height, message)
@@ -567,7 +572,7 @@ class ConsortiumNode:
         if own is not None:
             return own
         try:
-            block_hash: bytes = self.ledger.block(height).hash  # type: ignore[attr-defined]
+            block_hash: bytes = self.ledger.block(height).hash
         except MedledgerError:
             return None
         return block_hash
@@ -588,7 +593,7 @@ class ConsortiumNode:
 
     def status(self) -> dict[str, object]:
         latest = self.ledger.latest_block()
-        header = BlockHeader.from_json(json.loads(latest.header))  # type: ignore[attr-defined]
+        header = BlockHeader.from_json(json.loads(latest.header))
         leader = None
         with contextlib.suppress(MedledgerError):
             leader = self.election.leader()
