@@ -20,6 +20,7 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -27,9 +28,11 @@ from medledger.adapters.etcd_http import EtcdClient
 from medledger.adapters.etcd_ordering import Election, EtcdLog
 from medledger.adapters.sqlite_consortium import SqliteConsortium
 from medledger.bootstrap import Node, load_genesis, open_node
+from medledger.core.identity.keys import encryption_keypair
 from medledger.core.ledger.contracts.governance import GovernanceContract, current_authorities
-from medledger.errors import ConfigurationError, NetworkError
+from medledger.errors import AccessDeniedError, ConfigurationError, NetworkError, NotFoundError
 from medledger.services.consortium import ConsortiumNode, ConsortiumSettings
+from medledger.services.peer_records import PeerRecords
 
 CONSORTIUM_FILE = "consortium.toml"
 CONSORTIUM_DB_FILE = Path("data") / "consortium.db"
@@ -118,6 +121,55 @@ class HttpForwarder:
             raise NetworkError(f"the peer {url} sent no JSON") from e
         return body
 
+    # --- cross-organization records (``PeerRecordsPort``) ----------------------------------
+    def peer_did(self, url: str) -> str:
+        body = self._get_json(f"{url.rstrip('/')}/consortium/status")
+        did = body.get("did")
+        if not isinstance(did, str):
+            raise NetworkError(f"the peer {url} did not say who it is")
+        return did
+
+    def key_release(self, url: str, request: bytes) -> dict[str, Any]:
+        try:
+            r = self._http.post(
+                f"{url.rstrip('/')}/records/key-release",
+                content=request,
+                headers={"content-type": "application/json"},
+            )
+        except httpx.HTTPError as e:
+            raise NetworkError(f"cannot reach the custodian {url}: {type(e).__name__}") from e
+        if r.status_code == 403:
+            raise AccessDeniedError("the custodian refused the key release")
+        if r.status_code == 404:
+            raise NotFoundError("the custodian does not hold that record version")
+        if r.status_code != 200:
+            raise NetworkError(f"the custodian {url} answered HTTP {r.status_code}")
+        try:
+            body: dict[str, Any] = r.json()
+        except ValueError as e:
+            raise NetworkError(f"the custodian {url} sent no JSON") from e
+        return body
+
+    def blob(self, url: str, cid: str) -> bytes:
+        try:
+            r = self._http.get(f"{url.rstrip('/')}/blobs/{cid}")
+        except httpx.HTTPError as e:
+            raise NetworkError(f"cannot reach the peer {url}: {type(e).__name__}") from e
+        if r.status_code == 404:
+            raise NotFoundError(f"{url} does not hold {cid}")
+        if r.status_code != 200:
+            raise NetworkError(f"the peer {url} answered HTTP {r.status_code}")
+        return r.content
+
+    def _get_json(self, url: str) -> dict[str, Any]:
+        try:
+            r = self._http.get(url)
+            r.raise_for_status()
+            body: dict[str, Any] = r.json()
+        except (httpx.HTTPError, ValueError) as e:
+            raise NetworkError(f"cannot read {url}: {type(e).__name__}") from e
+        return body
+
     def close(self) -> None:
         self._http.close()
 
@@ -130,6 +182,7 @@ class ConsortiumRuntime:
     etcd: EtcdClient
     store: SqliteConsortium
     forwarder: HttpForwarder
+    peer_records: PeerRecords
 
     def start(self) -> None:
         genesis = self.node.genesis  # block 0 is the same on every node
@@ -188,4 +241,11 @@ def open_consortium_node(home: Path, *, passphrase: str | None = None) -> Consor
         peers=config.peers,
         fetch_block=forwarder.fetch_block,
     )
-    return ConsortiumRuntime(node, config, consortium, etcd, store, forwarder)
+    peer_records = PeerRecords(
+        state_get=node.ledger.state_get,
+        node_encryption=encryption_keypair(node.key),
+        blobs=node.blobs,
+        peers=config.peers,
+        port=forwarder,
+    )
+    return ConsortiumRuntime(node, config, consortium, etcd, store, forwarder, peer_records)

@@ -20,7 +20,7 @@ import pytest
 
 from medledger.adapters.etcd_cluster import kill_pid, pid_alive, reap
 from medledger.adapters.etcd_http import EtcdClient, cmp_created, cmp_value, op_put
-from medledger.adapters.keystore import read_key_file
+from medledger.adapters.keystore import generate_key, read_key_file
 from medledger.adapters.sqlite_ledger import SqliteLedger
 from medledger.adapters.sqlite_log import SqliteLog
 from medledger.client import new_transaction
@@ -103,6 +103,74 @@ def test_every_nodes_chain_replays_offline_with_chain_verify(net: Net) -> None:
         assert cli.returncode == 0, cli.stderr
         roots.add(cli.stdout.split("state root ")[-1].strip())
     assert len(roots) == 1
+
+
+def test_a_record_held_by_another_organization_is_read_through_this_node(net: Net) -> None:
+    patient = generate_key()
+    register = new_transaction(
+        net.authority,
+        network=net.network,
+        tx_type="participant.register",
+        payload={"did": patient.did, "kind": "patient", "roles": []},
+        now_s=int(time.time()),
+        ttl_s=600,
+    )
+    observation = {"resourceType": "Observation", "status": "final", "code": {"text": "HbA1c"}}
+    with httpx.Client(timeout=60) as client:
+        assert submit(client, net.urls[0], register)["final"]
+        put = client.post(
+            f"{net.urls[0]}/records",
+            json={
+                "patient": patient.did,
+                "record_id": "obs-1",
+                "resource_type": "Observation",
+                "content": observation,
+            },
+        )
+        assert put.status_code == 200, put.text
+        cid = put.json()["cid"]
+        net.wait_same_height()
+        assert client.get(f"{net.urls[1]}/blobs/{cid}").status_code == 404, "not there yet"
+        enc_key = client.get(f"{net.urls[1]}/consortium/encryption-key").json()["enc_key"]
+        # The patient authorizes the release of the data key to the clinic's node key.
+        request = new_transaction(
+            patient,
+            network=net.network,
+            tx_type="request.key_release",
+            payload={
+                "patient": patient.did,
+                "record_id": "obs-1",
+                "purpose": "PATRQT",
+                "session_key": enc_key,
+            },
+            now_s=int(time.time()),
+            ttl_s=120,
+        )
+        got = client.post(f"{net.urls[1]}/consortium/records/fetch", content=request.wire)
+        assert got.status_code == 200, got.text
+        body = got.json()
+        assert body["content"] == observation
+        assert body["custodian"] == net.status(net.urls[0])["did"]
+        # The ciphertext came peer to peer by CID and is now held by the clinic too.
+        assert client.get(f"{net.urls[1]}/blobs/{cid}").status_code == 200
+        replay = client.post(f"{net.urls[1]}/consortium/records/fetch", content=request.wire)
+        assert replay.status_code >= 400, "the custodian refuses a replayed request"
+        # A request whose session key is not this node's is refused before anything is asked.
+        other = new_transaction(
+            patient,
+            network=net.network,
+            tx_type="request.key_release",
+            payload={
+                "patient": patient.did,
+                "record_id": "obs-1",
+                "purpose": "PATRQT",
+                "session_key": "00" * 32,
+            },
+            now_s=int(time.time()),
+            ttl_s=120,
+        )
+        wrong = client.post(f"{net.urls[1]}/consortium/records/fetch", content=other.wire)
+        assert wrong.status_code == 400
 
 
 def _append_unfenced(net: Net, wire: bytes) -> int:

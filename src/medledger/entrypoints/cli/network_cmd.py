@@ -94,7 +94,7 @@ def serve_consortium(home: Path, host: str | None, port: int | None) -> None:
     from medledger.bootstrap_consortium import open_consortium_node
     from medledger.entrypoints.cli.main import fail, out
     from medledger.entrypoints.http import consortium_routes
-    from medledger.entrypoints.http.app import create_app
+    from medledger.entrypoints.http.app import create_app, open_on_loopback
 
     try:
         runtime = open_consortium_node(home)
@@ -104,7 +104,14 @@ def serve_consortium(home: Path, host: str | None, port: int | None) -> None:
     node = runtime.node
     application = create_app(
         node,
-        routers=[consortium_routes.router(consortium=runtime.consortium, ledger=node.ledger)],
+        routers=[
+            consortium_routes.router(
+                consortium=runtime.consortium,
+                ledger=node.ledger,
+                peer_records=runtime.peer_records,
+                authorize=open_on_loopback,
+            )
+        ],
         wait_final=runtime.consortium.wait_final,
     )
     host = host or node.settings.host

@@ -7,9 +7,10 @@ import base64
 import binascii
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
@@ -19,12 +20,21 @@ from medledger.entrypoints.http.log_routes import parse_index
 from medledger.errors import InvalidInputError, NotFoundError
 from medledger.services.consortium import ConsortiumNode
 from medledger.services.ledger import LedgerNode
+from medledger.services.peer_records import PeerRecords
 
 MAX_FORWARD_BYTES = 2 * 1024 * 1024
 
 
-def router(*, consortium: ConsortiumNode, ledger: LedgerNode) -> APIRouter:
+def router(
+    *,
+    consortium: ConsortiumNode,
+    ledger: LedgerNode,
+    peer_records: PeerRecords | None = None,
+    authorize: Callable[[Request], None] | None = None,
+) -> APIRouter:
     r = APIRouter(prefix="/consortium", tags=["consortium"])
+    if peer_records is not None and authorize is not None:
+        _records_routes(r, peer_records, authorize)
 
     @r.post("/forward", summary="Envelopes forwarded to the elected submitter")
     async def forward(request: Request) -> dict[str, Any]:
@@ -74,3 +84,28 @@ def router(*, consortium: ConsortiumNode, ledger: LedgerNode) -> APIRouter:
         }
 
     return r
+
+
+def _records_routes(
+    r: APIRouter, peer_records: PeerRecords, authorize: Callable[[Request], None]
+) -> None:
+    @r.get("/encryption-key", summary="This node's X25519 key, for key releases to it")
+    async def encryption_key() -> dict[str, str]:
+        return {"enc_key": peer_records.encryption_key.hex()}
+
+    @r.post(
+        "/records/fetch",
+        summary="Read a record held by another organization (signed request.key_release to "
+        "this node's key)",
+        dependencies=[Depends(authorize)],
+    )
+    async def fetch(request: Request) -> dict[str, Any]:
+        raw = await read_body(request, MAX_FORWARD_BYTES)
+        found = await run_in_threadpool(peer_records.read, raw)
+        return {
+            "custodian": found.custodian,
+            "version": found.version,
+            "resource_type": found.resource_type,
+            "cid": found.cid,
+            "content": json.loads(found.content),
+        }
