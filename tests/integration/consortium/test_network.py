@@ -326,8 +326,11 @@ def test_a_governance_change_adds_a_fourth_authority_that_then_cosigns(net: Net)
     assert len({net4.status(u)["state_root"] for u in net4.urls}) == 1
     doc = load_network(net.base)
     client4 = EtcdClient([f"http://127.0.0.1:{m['client_port']}" for m in doc["etcd"]])
+    key = f"/medledger/{doc['network']}/vote/{height:020d}/{newcomer.did}".encode()
+    deadline = time.monotonic() + 60  # final at 3 of 4: its vote may come just after
     try:
-        raw = client4.get(f"/medledger/{doc['network']}/vote/{height:020d}/{newcomer.did}".encode())
+        while (raw := client4.get(key)) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         client4.close()
     assert raw is not None, "the new authority co-signed the last block"
