@@ -65,7 +65,7 @@ class Net:
         body: dict[str, Any] = r.json()
         return body
 
-    def wait_same_height(self, urls: list[str] | None = None, timeout_s: float = 60) -> int:
+    def wait_same_height(self, urls: list[str] | None = None, timeout_s: float = 120) -> int:
         """Until the nodes are at the same height with every block final; return it."""
         urls = urls or self.urls
         deadline = time.monotonic() + timeout_s
