@@ -1,6 +1,6 @@
-"""``python -m benchmarks [--quick] [--only log|ledger|records]``: run the log suite, the
-ledger benchmark and the off-chain records benchmark; write
-results/{log,ledger,records}.{json,md}."""
+"""``python -m benchmarks [--quick] [--only log|ledger|records|consent]``: run the log suite,
+the ledger benchmark, the off-chain records benchmark and the consent decision benchmark;
+write results/{log,ledger,records,consent}.{json,md}."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from benchmarks import ledger, ledger_targets, machine, records_bench, report
+from benchmarks import consent_bench, ledger, ledger_targets, machine, records_bench, report
 from benchmarks.config import FULL, QUICK
 from benchmarks.ledger_config import FULL as LEDGER_FULL
 from benchmarks.ledger_config import QUICK as LEDGER_QUICK
@@ -30,6 +30,7 @@ from benchmarks.suite import run_suite
 from benchmarks.targets import Target, evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
+BENCHMARKS = ("log", "ledger", "records", "consent")
 
 
 def _parse_args() -> argparse.Namespace:
@@ -39,8 +40,8 @@ def _parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--only",
-        choices=("log", "ledger", "records"),
-        help="run one benchmark (default: all three)",
+        choices=BENCHMARKS,
+        help="run one benchmark (default: all of them)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the result files go")
     return parser.parse_args()
@@ -111,6 +112,8 @@ def main() -> None:
         _run_ledger(args, console)
     if args.only in (None, "records"):
         records_bench.run_and_write(quick=args.quick, out=args.out, console=console)
+    if args.only in (None, "consent"):
+        consent_bench.run_and_write(quick=args.quick, out=args.out, console=console)
 
 
 main()

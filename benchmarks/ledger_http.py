@@ -154,7 +154,8 @@ class Outcomes:
 def read_outcomes(home: Path, txs: Sequence[SignedTransaction]) -> Outcomes:
     """Step 4: what the stopped node committed for ``txs``, from its ledger file."""
     wanted = {stx.tx_id for stx in txs}
-    ok, blocks, failed = 0, 0, {}
+    ok, blocks = 0, 0
+    failed: dict[str, int] = {}
     ledger = SqliteLedger(home / LEDGER_DB_FILE, readonly=True)
     try:
         for block in ledger.iter_blocks():

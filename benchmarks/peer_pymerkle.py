@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from time import perf_counter
 
-import pymerkle
+import pymerkle  # type: ignore[import-untyped]
 
 from benchmarks.timing import Rate, timed_calls
 

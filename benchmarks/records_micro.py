@@ -1,5 +1,4 @@
-"""Where the time goes, in hot loops: the parts of a blob get, of a key unwrap or wrap, and of
-an access event's commit.
+"""Where the time goes, in hot loops: the parts of a blob get and of a key unwrap or wrap.
 
 Diagnostics, in no ratio or target. Each figure is a median over 5 loops of ``n`` calls on data
 already in memory or in the page cache:
@@ -14,17 +13,16 @@ already in memory or in the page cache:
   node's raw private key (``X25519PrivateKey.from_private_bytes``, which derives the public key:
   one scalar multiplication, on every ``unwrap_key``), ``Suite.decrypt`` and ``Suite.encrypt``;
 - a symmetric alternative for the node's own wrap: AES-256-GCM of the 32-byte data key under a
-  node key-encryption key, the ``WrapInfo`` bytes as AAD;
-- an access event committed as ``SqliteKeyVault.record_event`` does (one transaction per
-  event, WAL, ``synchronous=FULL``), the same vault with ``synchronous=NORMAL``, and 100 events
-  per transaction (group commit), per event.
+  node key-encryption key, the ``WrapInfo`` bytes as AAD.
+
+Not here: access events. The audit service group-commits them (a batch per
+``batch_interval_ms``); its ingest is measured by ``audit_bench``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import statistics
 import sys
 import timeit
@@ -36,8 +34,6 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from medledger.adapters.blob_fs import DEFAULT_MAX_BLOB_BYTES
-from medledger.adapters.sqlite_keys import SqliteKeyVault
-from medledger.core.access.custodial import AccessEvent
 from medledger.core.cid import cid_for, parse_cid
 from medledger.core.crypto.key_wrap import WrapInfo, wrap_key, x25519_from_seed
 
@@ -103,57 +99,6 @@ def key_wrapping(n: int) -> dict[str, float]:
             lambda: kek.decrypt(nonce, wrapped, info_bytes), n
         ),
     }
-
-
-def _event(i: int) -> AccessEvent:
-    return AccessEvent(
-        i, "did:key:z6MkRequester", "did:key:z6MkPatient", "bench-record", 1, "key-release",
-        "TREAT", True, ("practitioner-of-author-organization",),
-    )  # fmt: skip
-
-
-def event_commits(work: Path, n: int) -> dict[str, float]:
-    """Microseconds per access event: as the vault commits it, with ``synchronous=NORMAL``,
-    and 100 per transaction."""
-    work.mkdir(parents=True, exist_ok=True)
-    full = SqliteKeyVault(work / "full.db")
-    normal = SqliteKeyVault(work / "normal.db")
-    normal._conn.execute("PRAGMA synchronous=NORMAL")  # private: the one knob this changes
-    grouped = sqlite3.connect(work / "grouped.db", isolation_level=None)
-    grouped.execute("PRAGMA journal_mode=WAL")
-    grouped.execute("PRAGMA synchronous=FULL")
-    grouped.execute("CREATE TABLE access_events (seq INTEGER PRIMARY KEY, time_ms INTEGER,"
-                    " actor TEXT, patient TEXT, record_id TEXT, version INTEGER, action TEXT,"
-                    " purpose TEXT, permit INTEGER, reasons TEXT)")  # fmt: skip
-    rows = [
-        (e.time_ms, e.actor, e.patient, e.record_id, e.version, e.action, e.purpose,
-         int(e.permit), ",".join(e.reasons))
-        for e in map(_event, range(100))
-    ]  # fmt: skip
-
-    def group() -> None:
-        grouped.execute("BEGIN IMMEDIATE")
-        grouped.executemany(
-            "INSERT INTO access_events (time_ms, actor, patient, record_id, version, action,"
-            " purpose, permit, reasons) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        grouped.execute("COMMIT")
-
-    try:
-        return {
-            "SqliteKeyVault.record_event (synchronous=FULL: one fsync per event)": _us(
-                lambda: full.record_event(_event(0)), n
-            ),
-            "the same with synchronous=NORMAL (no fsync at commit)": _us(
-                lambda: normal.record_event(_event(0)), n
-            ),
-            "100 events per transaction, synchronous=FULL (per event)": _us(group, n // 20) / 100,
-        }
-    finally:
-        full.close()
-        normal.close()
-        grouped.close()
 
 
 def main() -> None:

@@ -6,11 +6,8 @@ a block commit, not the cryptography. Measured on the running node:
 
 1. **sequential**: one put after another, per record size, each a new record;
 2. **concurrent**: ``put_threads`` threads, each putting its own new records (the smallest size),
-   released together by a barrier;
-3. **diagnostic, not a supported configuration**: (2) again through a second ``RecordService``
-   over the same node, ledger, vault and blob store, whose service-wide put lock is replaced by
-   a no-op. Every thread puts its own records, so this is what a per-record lock would allow:
-   the cost of serialising every put behind one lock held across the anchor's wait.
+   released together by a barrier. ``RecordService`` serialises puts per record (striped
+   locks), so puts of different records share a block.
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ import statistics
 import threading
 from dataclasses import dataclass
 from time import perf_counter, time
-from types import TracebackType
 
 from benchmarks.records_setup import BenchNode
 from benchmarks.timing import Rate
@@ -46,18 +42,6 @@ class PutRun:
             **self.rate.as_json(),
             "latency_ms": {"median": round(statistics.median(lat), 1), "max": round(max(lat), 1)},
         }
-
-
-class _NoLock:
-    """Stands in for the put lock in the diagnostic (3)."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        return None
 
 
 class Putter:
@@ -90,19 +74,8 @@ class Putter:
         latencies = [self._one(service, size, "seq") * 1000 for _ in range(n)]
         return PutRun("sequential", size, 1, Rate(n, perf_counter() - start), latencies)
 
-    def concurrent(self, size: int, threads: int, per_thread: int, *, unlocked: bool) -> PutRun:
+    def concurrent(self, size: int, threads: int, per_thread: int) -> PutRun:
         service = self.bench.node.records
-        if unlocked:
-            node = self.bench.node
-            service = RecordService(
-                ledger=node.ledger,
-                vault=node.vault,
-                blobs=node.blobs,
-                node_key=node.key,
-                node_encryption=self.bench.node_encryption,
-                random_bytes=secrets.token_bytes,
-            )
-            service._put_lock = _NoLock()  # type: ignore[assignment]
         latencies: list[float] = []
         failures: list[BaseException] = []
         barrier = threading.Barrier(threads + 1)
@@ -127,5 +100,4 @@ class Putter:
         seconds = perf_counter() - start
         if failures:
             raise failures[0]
-        label = "concurrent, no put lock (diagnostic)" if unlocked else "concurrent"
-        return PutRun(label, size, threads, Rate(threads * per_thread, seconds), latencies)
+        return PutRun("concurrent", size, threads, Rate(threads * per_thread, seconds), latencies)

@@ -25,7 +25,6 @@ class RecordsResult:
     micro_reads: dict[int, dict[str, float]] = field(default_factory=dict)  # by record size
     micro_reads_fresh: dict[int, dict[str, float]] = field(default_factory=dict)  # new process
     micro_wrapping: dict[str, float] = field(default_factory=dict)
-    micro_events: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
 
@@ -49,7 +48,6 @@ def to_json(result: RecordsResult, targets: list[Target]) -> dict[str, Any]:
                 str(k): _rounded(v) for k, v in result.micro_reads_fresh.items()
             },
             "key_wrapping": _rounded(result.micro_wrapping),
-            "access_event_commits": _rounded(result.micro_events),
         },
         "targets": [asdict(t) for t in targets],
         "notes": result.notes,

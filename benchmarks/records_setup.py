@@ -5,7 +5,10 @@
    and the node's X25519 encryption key published, exactly as ``medledger serve`` does;
 2. before any clock starts, the hospital registers the practitioner ``dr-house`` and the five
    demo patients (one block), then every patient publishes its encryption key (one block),
-   so a record put wraps its data key twice: to the node and to the patient.
+   so a record put wraps its data key twice: to the node and to the patient;
+3. the consents key releases are decided against (``records_consents``): more organizations
+   and practitioners registered, then each patient grants 100 consents, ``dr-house``'s
+   ``permit_to`` among them.
 
 Not handled here: what is timed (``records_store``, ``records_release``, ``records_put``).
 """
@@ -17,10 +20,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from benchmarks.records_consents import REQUESTER_AT, Signed, consent_id, grant_all, register_cast
 from medledger.bootstrap import Node, open_node
 from medledger.client import new_transaction
 from medledger.core.crypto.key_wrap import X25519KeyPair
@@ -38,6 +41,7 @@ class BenchNode:
     node: Node
     node_encryption: X25519KeyPair
     practitioner: str  # did:key of a practitioner of the record's author organization
+    practitioner_consent: str  # the id of each patient's consent granting the practitioner
     patients: tuple[str, ...]  # did:keys, each with a published encryption key
     patient_keys: dict[str, bytes]  # did -> X25519 public key
     session_private: X25519PrivateKey  # a requester's ephemeral session key (key release)
@@ -47,7 +51,7 @@ class BenchNode:
         return self.session_private.public_key().public_bytes_raw()
 
 
-def _commit_all(node: Node, signed: list[tuple[ParticipantKey, str, dict[str, Any]]]) -> None:
+def _commit_all(node: Node, signed: list[Signed]) -> None:
     """Submit every transaction, then wait for all: they share a block."""
     now = int(time.time())
     ids = []
@@ -64,7 +68,7 @@ def _commit_all(node: Node, signed: list[tuple[ParticipantKey, str, dict[str, An
 
 def _register(node: Node, keys: dict[str, ParticipantKey]) -> None:
     hospital = keys["hospital"]
-    registrations: list[tuple[ParticipantKey, str, dict[str, Any]]] = [
+    registrations: list[Signed] = [
         (hospital, "participant.register",
          {"did": keys[PRACTITIONER].did, "kind": "practitioner", "roles": ["physician"],
           "organization": hospital.did}),
@@ -96,10 +100,18 @@ def bench_node(home: Path) -> Iterator[BenchNode]:
     try:
         node.start()
         _register(node, keys)
+
+        def commit(signed: list[Signed]) -> None:
+            _commit_all(node, signed)
+
+        register_cast(keys["hospital"], commit)
+        grant_all([keys[p] for p in PATIENTS], keys[PRACTITIONER].did,
+                  int(time.time() * 1000), commit)  # fmt: skip
         yield BenchNode(
             node=node,
             node_encryption=encryption_keypair(node.key),
             practitioner=keys[PRACTITIONER].did,
+            practitioner_consent=consent_id(REQUESTER_AT),
             patients=tuple(keys[p].did for p in PATIENTS),
             patient_keys={keys[p].did: encryption_keypair(keys[p]).public_key for p in PATIENTS},
             session_private=X25519PrivateKey.generate(),

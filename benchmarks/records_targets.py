@@ -42,11 +42,21 @@ def evaluate(result: RecordsResult) -> list[Target]:
         targets.append(_ratio(f"fetch+verify+decrypt {label} >= {RATIO}x file read + AES-GCM",
                               1, run))  # fmt: skip
     if (r := result.release) is not None:
-        for name, chunks in (("RecordService.release_key, end to end", r.full),
-                             ("pure part: decision + unwrap + wrap, no I/O", r.pure)):  # fmt: skip
-            median, total = chunks.median_per_s, chunks.total.per_s
-            targets.append(Target(f"key release >= {RELEASES_PER_S:,}/s on one core ({name})",
-                                  f"{median:,.0f}/s median chunk ({1e6 / median:,.0f} us each);"
-                                  f" {total:,.0f}/s over all calls",
-                                  median >= RELEASES_PER_S))  # fmt: skip
+        median, total = r.pure.median_per_s, r.pure.total.per_s
+        targets.append(Target(
+            f"key release >= {RELEASES_PER_S:,}/s on one core (pure: access gate with the"
+            f" patient's {r.consents_per_patient} consents indexed + unwrap + wrap, no I/O)",
+            f"{median:,.0f}/s median chunk ({1e6 / median:,.0f} us each); {total:,.0f}/s over"
+            f" all calls; {r.pure.median_per_cpu_s:,.0f} per CPU second",
+            median >= RELEASES_PER_S,
+        ))  # fmt: skip
+        for served in (r.best_concurrent, r.sequential):
+            callers = (f"best of {len(r.concurrent)} concurrency levels: {served.threads} callers"
+                       if served.threads > 1 else "one caller")  # fmt: skip
+            targets.append(Target(
+                f"key release >= {RELEASES_PER_S:,}/s on one core (RecordService.release_key"
+                f" served, access event durable first; {callers})",
+                f"{served.rate.per_s:,.0f}/s ({served.rate.count:,} releases; median latency"
+                f" {served.latency(0.5):,.1f} ms)", served.rate.per_s >= RELEASES_PER_S,
+            ))  # fmt: skip
     return targets

@@ -10,6 +10,10 @@ A home directory holds::
     data/log.db          the SQLite transparency log
     data/ledger.db       blocks, transactions and contract state
     data/keys.db         off-chain key vault: salts and data-key wraps (secure_delete)
+    data/audit.db        sealed access-event batches and their anchors (ADR 0014)
+    data/audit-events/   the events' bytes, in append-only segments
+    data/audit-index.db  lookups by event id and patient (derived; rebuilt if lost)
+    data/requests.db     signed requests' nonces, until they expire (replay refused)
     data/blobs/          encrypted record versions, by CID
 
 The node key's passphrase comes from ``$MEDLEDGER_PASSPHRASE`` or, for demo homes only, from
@@ -32,9 +36,11 @@ from pathlib import Path
 from medledger.adapters.blob_fs import FilesystemBlobStore
 from medledger.adapters.files import atomic_write, read_owner_only
 from medledger.adapters.keystore import generate_key, read_key_file, write_key_file
+from medledger.adapters.sqlite_audit import SqliteAuditStore
 from medledger.adapters.sqlite_keys import SqliteKeyVault
 from medledger.adapters.sqlite_ledger import SqliteLedger
 from medledger.adapters.sqlite_log import SqliteLog
+from medledger.adapters.sqlite_nonces import SqliteSeenRequests
 from medledger.config import LogConfig
 from medledger.core.identity.keys import ParticipantKey, encryption_keypair
 from medledger.core.ledger.contracts import default_contracts
@@ -42,6 +48,8 @@ from medledger.core.ledger.genesis import Authority, Genesis, parse_genesis
 from medledger.core.ledger.runtime import Contract, Runtime
 from medledger.core.note import Signer, format_signer_key, parse_signer_key
 from medledger.errors import ConfigurationError, MedledgerError
+from medledger.services.access import AccessService
+from medledger.services.audit import AuditService
 from medledger.services.ledger import LedgerNode
 from medledger.services.log import TransparencyLog
 from medledger.services.ordering import SoloOrdering
@@ -55,6 +63,8 @@ PASSPHRASE_FILE = Path("keys") / "passphrase"
 LOG_DB_FILE = Path("data") / "log.db"
 LEDGER_DB_FILE = Path("data") / "ledger.db"
 KEYS_DB_FILE = Path("data") / "keys.db"
+AUDIT_DB_FILE = Path("data") / "audit.db"
+REQUESTS_DB_FILE = Path("data") / "requests.db"
 BLOBS_DIR = Path("data") / "blobs"
 PASSPHRASE_ENV = "MEDLEDGER_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 log = logging.getLogger("medledger.node")
@@ -203,6 +213,10 @@ class Node:
     vault: SqliteKeyVault
     blobs: FilesystemBlobStore
     records: RecordService
+    audit_store: SqliteAuditStore
+    audit: AuditService
+    access: AccessService
+    seen_requests: SqliteSeenRequests
     _builder: threading.Thread | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -214,14 +228,20 @@ class Node:
             target=self.ledger.run_builder, args=(_now_ms,), name="block-builder", daemon=True
         )
         self._builder.start()
+        self.audit.start()
         self.records.reconcile()
 
     def close(self) -> None:
+        # The access-event log first: it stores every recorded event and has its anchors
+        # committed while the block builder still runs.
+        self.audit.close()
         self.ledger.stop()
         self.ordering.close()
         if self._builder is not None:
             self._builder.join(timeout=10)
         self.vault.close()
+        self.audit_store.close()
+        self.seen_requests.close()
         self.ledger_store.close()
         self.store.close()
 
@@ -265,8 +285,19 @@ def open_node(
     )
     vault = SqliteKeyVault(_data_path(home, KEYS_DB_FILE))
     blobs = FilesystemBlobStore(_data_path(home, BLOBS_DIR))
+    audit_store = SqliteAuditStore(_data_path(home, AUDIT_DB_FILE))
+    audit = AuditService(
+        store=audit_store,
+        ledger=ledger,
+        log=log,
+        node_key=key,
+        random_bytes=secrets.token_bytes,
+        clock_ms=_now_ms,
+    )
+    access = AccessService(ledger=ledger, audit=audit, node_did=key.did)
     records = RecordService(
         ledger=ledger,
+        access=access,
         vault=vault,
         blobs=blobs,
         node_key=key,
@@ -286,4 +317,8 @@ def open_node(
         vault,
         blobs,
         records,
+        audit_store,
+        audit,
+        access,
+        SqliteSeenRequests(_data_path(home, REQUESTS_DB_FILE)),
     )

@@ -143,7 +143,9 @@ class HttpForwarder:
         if r.status_code == 404:
             raise NotFoundError("the custodian does not hold that record version")
         if r.status_code != 200:
-            raise NetworkError(f"the custodian {url} answered HTTP {r.status_code}")
+            raise NetworkError(
+                f"the custodian {url} answered HTTP {r.status_code}: {r.text[:200]}"
+            )
         try:
             body: dict[str, Any] = r.json()
         except ValueError as e:
@@ -188,8 +190,10 @@ class ConsortiumRuntime:
         genesis = self.node.genesis  # block 0 is the same on every node
         self.node.ledger.start(genesis.time_ms, proposer=genesis.authorities[0].did)
         self.consortium.start()
+        self.node.audit.start()  # the access-event log anchors its batches through the ledger
 
     def close(self) -> None:
+        self.node.audit.close()  # first: its anchors commit while blocks are still applied
         self.consortium.close()
         self.node.close()
         self.store.close()

@@ -190,6 +190,25 @@ class LedgerClient:
     def blob(self, cid: str) -> bytes:
         return self._get(f"/blobs/{cid}").content
 
+    # --- consent and audit ---------------------------------------------------------------
+    def consents(self, patient: str) -> dict[str, Any]:
+        """A patient's consents on the ledger (policy form), active and revoked."""
+        result: dict[str, Any] = self._get(f"/consents/{patient}").json()
+        return result
+
+    def consent_fhir(self, patient: str, consent_id: str) -> dict[str, Any]:
+        """One consent as a FHIR R4 Consent resource."""
+        result: dict[str, Any] = self._get(f"/consents/{patient}/{consent_id}/fhir").json()
+        return result
+
+    def list_audit(self, request: SignedTransaction) -> dict[str, Any]:
+        """Send a signed ``request.list_audit``: the patient's access events with receipts."""
+        return self._post("/audit/events", request.wire)
+
+    def review_queue(self, request: SignedTransaction) -> dict[str, Any]:
+        """Send a signed ``request.review_queue``: break-glass events awaiting review."""
+        return self._post("/audit/reviews", request.wire)
+
     # --- log -----------------------------------------------------------------------------
     def checkpoint(self) -> bytes:
         return self._get("/log/checkpoint").content

@@ -33,6 +33,33 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthLimits:
+    """Bearer tokens and client assertions (ADR 0017): sizes an untrusted caller controls, and
+    the lifetimes and clock skew the token endpoint and the FHIR API accept."""
+
+    # A compact JWS (a client assertion or an access token); ours are ~600 bytes.
+    max_jws_bytes: int = 8 * 1024
+    # The form body of POST /auth/token: an assertion, a scope string and a few parameters.
+    max_token_request_bytes: int = 16 * 1024
+    # A client assertion expires at most this long after ``now`` (SMART Backend Services).
+    max_assertion_lifetime_s: int = 300
+    # Access tokens the node issues live this long, and it accepts none that live longer.
+    access_token_lifetime_s: int = 900
+    max_access_token_lifetime_s: int = 3600
+    # Clocks of clients and nodes may disagree by this much.
+    clock_skew_s: int = 60
+
+    def __post_init__(self) -> None:
+        if not 0 < self.access_token_lifetime_s <= self.max_access_token_lifetime_s <= 3600:
+            raise ConfigurationError("access token lifetimes must be in 1..3600 s, in order")
+        if not 0 < self.max_assertion_lifetime_s <= 300 or not 0 <= self.clock_skew_s <= 300:
+            raise ConfigurationError("assertion lifetime must be in 1..300 s, clock skew 0..300 s")
+        for name in ("max_jws_bytes", "max_token_request_bytes"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be positive")
+
+
+@dataclass(frozen=True, slots=True)
 class LogConfig:
     """The transparency log's tunables."""
 

@@ -53,6 +53,13 @@ class TamperError(VerificationError):
     """Stored data no longer matches what was committed (a flipped byte, a rewritten entry)."""
 
 
+# --- the caller did not prove who it is -----------------------------------------------------
+class AuthenticationError(MedledgerError):
+    """No credential, or one that does not check out: a bearer token or a client assertion
+    that is missing, malformed, badly signed, expired, replayed or for another audience.
+    (Not ``AccessDeniedError``: the caller is not known yet, so nothing can be denied to it.)"""
+
+
 # --- the request is well-formed but not allowed -------------------------------------------
 class AccessDeniedError(MedledgerError):
     """Deny by default: the caller may not do this."""

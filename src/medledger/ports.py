@@ -166,3 +166,15 @@ class KeyedVersion:
     salt: bytes
     node_wrap: bytes
     anchored: bool
+    #: ``ResourceFacts`` bytes: labels, codes and data time the access gate reads.
+    facts: bytes
+
+
+class SeenRequests(Protocol):
+    """Where a node remembers one-time values it has seen -- signed requests' nonces, client
+    assertions' ``jti`` -- until they expire (``adapters.sqlite_nonces``)."""
+
+    def seen_before(self, key: str, expires_s: int, now_s: int) -> bool:
+        """Remember ``key`` until ``expires_s``; True if it was remembered and has not expired
+        (a replay). ``OverloadedError`` when full of live entries: never forget one early."""
+        ...

@@ -3,7 +3,6 @@ k custodian approvals on the ledger release the key; k-1 do not; misuse is refus
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -13,31 +12,8 @@ import pytest
 from medledger.adapters.keystore import read_key_file
 from medledger.client import LedgerClient, new_transaction
 
-from .conftest import MEDLEDGER, DemoLedgerNode
-
-DEMO_PASSPHRASE = "medledger-demo"
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*MEDLEDGER, *args],
-        env={**os.environ, "MEDLEDGER_PASSPHRASE": DEMO_PASSPHRASE},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def refused(result: subprocess.CompletedProcess[str], words: str) -> None:
-    assert result.returncode != 0
-    assert words in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
+from .cli import DEMO_PASSPHRASE, ok, refused, run
+from .conftest import DemoLedgerNode
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ import pytest
 
 from medledger.bootstrap import BLOBS_DIR
 from medledger.client import new_transaction
+from medledger.core.consent.simple import permit_to
 from medledger.core.crypto.record_cipher import MAX_RECORD_PLAINTEXT
 from medledger.core.identity.keys import ParticipantKey
 from medledger.core.ledger.tx import SignedTransaction
@@ -113,6 +114,9 @@ def records_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordsNo
             for name in ("patient-1", "patient-2"):
                 payload = {"did": node.did(name), "kind": "patient", "roles": []}
                 node.submit("hospital", "participant.register", payload)
+            # patient-1 lets the hospital's practitioners read (ADR 0015: consent decides)
+            consent = permit_to("c-hospital", node.did("patient-1"), node.did("hospital"))
+            node.submit("patient-1", "consent.grant", {"consent": consent.to_json()})
             yield node
     finally:
         stop(process)
@@ -202,7 +206,7 @@ def test_a_practitioner_of_another_organization_gets_a_one_line_refusal(
     records_node: RecordsNode, obs_cli: str
 ):
     result = cli_get(records_node, "dr-clinic", "patient-1", obs_cli)
-    assert_clean_failure(result, "record not read", "access denied", "no-consent")
+    assert_clean_failure(result, "record not read", "access denied", "no-matching-provision")
 
 
 def test_an_unregistered_key_gets_a_one_line_refusal(records_node: RecordsNode, obs_cli: str):

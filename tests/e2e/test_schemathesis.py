@@ -56,14 +56,19 @@ def http(demo_ledger_node: DemoLedgerNode) -> httpx.Client:
 
 
 def assert_error_body(status: int, content_type: str, text: str) -> None:
-    """An error is our JSON error body: a code and a message, never a traceback."""
+    """An error is our JSON error body: a code and a message, never a traceback (the token
+    endpoint's is RFC 6749 §5.2's: an error code and a description)."""
     if status < 400:
         return
     assert content_type.startswith("application/json"), (status, text[:200])
-    error = json.loads(text)["error"]
+    body = json.loads(text)
+    assert "Traceback" not in text
+    if isinstance(body["error"], str):
+        assert isinstance(body["error_description"], str)
+        return
+    error = body["error"]
     assert isinstance(error["code"], str)
     assert isinstance(error["message"], str)
-    assert "Traceback" not in text
 
 
 def chain_verifies(node: DemoLedgerNode) -> None:
@@ -116,6 +121,12 @@ OPERATIONS = (
     "POST /records/key-release",
     "POST /records/erase",
     "GET /blobs/{cid}",
+    "GET /consents/{patient}",
+    "GET /consents/{patient}/{consent_id}/fhir",
+    "POST /audit/events",
+    "POST /audit/reviews",
+    "POST /auth/token",
+    "GET /.well-known/smart-configuration",
 )
 
 
@@ -279,6 +290,11 @@ FIELDS = {
     "escrow.create": (("escrow_id", "threshold", "custodians", "key_did"), ()),
     "escrow.request": (("escrow_id", "request_id", "enc_key", "reason"), ()),
     "escrow.approve": (("escrow_id", "request_id", "share_wrap"), ()),
+    "consent.grant": (("consent",), ()),
+    "consent.revoke": (("patient", "consent_id"), ()),
+    "consent.delegate": (("patient", "delegate"), ("until_ms",)),
+    "consent.undelegate": (("patient", "delegate"), ()),
+    "access.review": (("batch_id", "event_id", "outcome"), ()),
 }
 
 
@@ -319,7 +335,29 @@ def plausible_fields(node: DemoLedgerNode) -> dict[str, st.SearchStrategy[Any]]:
         "share_wrap": st.binary(min_size=1, max_size=64).map(
             lambda b: base64.b64encode(b).decode()
         ),
+        "consent": st.builds(_consent, st.sampled_from(["c-1", "c-2"]), did, did),
+        "consent_id": st.sampled_from(["c-1", "c-2"]),
+        "delegate": did,
+        "until_ms": st.none() | st.integers(0, 2**53 - 1),
+        "event_id": st.sampled_from(["a" * 26, "b" * 26]),
+        "outcome": st.sampled_from(["justified", "unjustified", "referred"]),
     }
+
+
+def _consent(consent_id: str, patient: str, actor: str) -> dict[str, Any]:
+    """A consent's policy form: ``patient`` permits ``actor`` to read for treatment."""
+    provision = {
+        "type": "permit", "period": None, "actions": ["access"], "security_labels": [],
+        "purposes": ["TREAT"], "classes": [], "codes": [], "data_period": None, "data": [],
+        "provisions": [],
+        "actors": [{"role": "PRCP", "reference": actor, "practitioner_role": None}],
+    }  # fmt: skip
+    return {
+        "consent_id": consent_id, "patient": patient, "status": "active",
+        "scope": "patient-privacy", "categories": ["http://loinc.org|59284-0"],
+        "performers": [], "organizations": [],
+        "policy_rule": None, "date_time_ms": None, "provision": provision,
+    }  # fmt: skip
 
 
 def payloads(node: DemoLedgerNode, tx_type: str) -> st.SearchStrategy[dict[str, Any]]:

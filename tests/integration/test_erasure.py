@@ -25,7 +25,7 @@ import pytest
 
 from medledger.bootstrap import open_node
 from medledger.client import new_transaction
-from medledger.core.access.custodial import AccessRequest
+from medledger.core.access.gate import AccessRequest
 from medledger.core.crypto.key_wrap import WrapInfo, unwrap_key, x25519_from_seed
 from medledger.core.identity.keys import ParticipantKey, encryption_keypair
 from medledger.entrypoints.cli.demo import DEMO_PASSPHRASE, create_demo_home, load_demo_keys

@@ -38,7 +38,7 @@ from typing import IO
 
 from medledger.bootstrap import BLOBS_DIR, KEYS_DB_FILE, Node, open_node
 from medledger.client import new_transaction
-from medledger.core.access.custodial import AccessRequest
+from medledger.core.access.gate import AccessRequest
 from medledger.entrypoints.cli.demo import DEMO_PASSPHRASE, create_demo_home, load_demo_keys
 
 WRITER = Path(__file__).with_name("records_put_writer.py")

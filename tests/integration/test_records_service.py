@@ -1,14 +1,16 @@
 """Off-chain records in one real node: real SQLite, real files, real crypto, the block builder
 on its thread.
 
-A record the node (the hospital, its custodian) writes is read by the patient and by the
-hospital's practitioners, and by nobody else; by a practitioner only while the ledger says
-they are active. Every decision is an access event. A key released to a session key opens the
-ciphertext in the requester's hands. A flipped byte, a swapped blob, a damaged or swapped wrap
-each fail as a clear error, never as content; an oversize record or one for an unregistered
-patient leaves nothing behind; an erased record is gone, even of a version put while it was
-being erased. A put that stops waiting for its anchor keeps the version's keys until the ledger
-decides. At the end the chain and the log still verify from the command line.
+A record the node (the hospital, its custodian) writes is read by the patient, and by the
+hospital's practitioners under the patient's consent to the hospital, and by nobody else; by a
+practitioner only while the ledger says they are active. Every decision is an access event,
+in the node's audit store (data/audit.db), never with content. A key released to a session
+key opens the ciphertext in the requester's hands. A flipped byte, a swapped blob, a damaged
+or swapped wrap each fail as a clear error, never as content; an oversize record or one for
+an unregistered patient leaves nothing behind; an erased record is gone, even of a version
+put while it was being erased. A put that stops waiting for its anchor keeps the version's
+keys until the ledger decides. At the end the chain and the log still verify from the
+command line.
 
 One node serves the whole module (tests run in file order; the last one closes it).
 """
@@ -32,7 +34,8 @@ import pytest
 
 from medledger.bootstrap import KEYS_DB_FILE, Node, open_node
 from medledger.client import new_transaction
-from medledger.core.access.custodial import AccessRequest, Action
+from medledger.core.access.gate import AccessRequest, Action
+from medledger.core.consent.simple import permit_to
 from medledger.core.crypto.key_wrap import WrapInfo, unwrap_key, x25519_from_seed
 from medledger.core.crypto.record_cipher import (
     MAX_RECORD_PLAINTEXT,
@@ -115,6 +118,32 @@ def vault_uri(demo: Demo) -> str:
     return f"file:{demo.home / KEYS_DB_FILE}?mode=ro"
 
 
+def stored(demo: Demo, timeout_s: float = 10.0) -> None:
+    """Wait until every recorded access event is on disk (denials do not wait for it)."""
+    deadline = time.monotonic() + timeout_s
+    while demo.node.audit.pending_events() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert demo.node.audit.pending_events() == 0
+
+
+class _LedgerView:
+    """The ledger as the records service sees it, with some methods replaced: the node's other
+    services (the access-event log) keep the real ledger."""
+
+    def __init__(self, real: Any, **replaced: Any) -> None:
+        self._real = real
+        self.__dict__.update(replaced)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def only_records(demo: Demo, monkeypatch: pytest.MonkeyPatch, **replaced: Any) -> None:
+    """Replace ledger methods for the records service only."""
+    view = _LedgerView(demo.node.ledger, **replaced)
+    monkeypatch.setattr(demo.node.records, "_ledger", view)
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -128,6 +157,12 @@ def observation(marker: str, value: float = 72.5) -> bytes:
         "valueQuantity": {"value": value, "unit": "beats/min"},
     }
     return json.dumps(resource, sort_keys=True, separators=(",", ":")).encode()
+
+
+def to_hospital(demo: Demo, patient: str) -> dict[str, Any]:
+    """``patient`` permits the hospital's practitioners to read for treatment."""
+    consent = permit_to(f"c-hospital-{patient}", demo.did(patient), demo.did("hospital"))
+    return consent.to_json()
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +191,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     for name in ("patient-1", "patient-2", "patient-3"):
         payload = {"did": demo.did(name), "kind": "patient", "roles": []}
         assert demo.submit("hospital", "participant.register", payload).ok
+    for name in ("patient-1", "patient-2"):  # consent to the hospital (and so its staff)
+        assert demo.submit(name, "consent.grant", {"consent": to_hospital(demo, name)}).ok
     try:
         yield demo
     finally:
@@ -177,20 +214,27 @@ def test_the_patient_reads_their_own_record(demo: Demo, obs: tuple[str, bytes]):
     assert demo.read("patient-1", "patient-1", record_id) == content
 
 
-def test_a_practitioner_of_the_author_organization_reads_it(demo: Demo, obs: tuple[str, bytes]):
+def test_a_practitioner_of_the_consented_organization_reads_it(demo: Demo, obs: tuple[str, bytes]):
     record_id, content = obs
     assert demo.read("dr-house", "patient-1", record_id) == content
     assert demo.read("nurse-joy", "patient-1", record_id) == content
 
 
 def test_a_practitioner_of_another_organization_is_denied(demo: Demo, obs: tuple[str, bytes]):
-    with pytest.raises(AccessDeniedError, match="no-consent"):
+    with pytest.raises(AccessDeniedError, match="no-matching-provision"):
         demo.read("dr-clinic", "patient-1", obs[0])
 
 
 def test_another_patient_is_denied(demo: Demo, obs: tuple[str, bytes]):
-    with pytest.raises(AccessDeniedError, match="no-consent"):
+    with pytest.raises(AccessDeniedError, match="no-matching-provision"):
         demo.read("patient-2", "patient-1", obs[0])
+
+
+def test_without_consent_even_the_custodians_practitioner_is_denied(demo: Demo):
+    """patient-3 granted nothing: the hospital's own doctor is denied (ADR 0015)."""
+    demo.put("patient-3", "obs-private", observation("private"))
+    with pytest.raises(AccessDeniedError, match="no-consent"):
+        demo.read("dr-house", "patient-3", "obs-private")
 
 
 @pytest.mark.parametrize("who", ["lab-tech", "stranger"])
@@ -213,23 +257,27 @@ def test_every_decision_is_an_access_event_with_reasons_and_no_content(demo: Dem
     with pytest.raises(AccessDeniedError):
         demo.node.records.erase(demo.request("dr-clinic", "patient-2", "obs-events", "erase"), 1)
 
+    stored(demo)
     events = [
-        e for e in demo.node.vault.events(demo.did("patient-2")) if e.record_id == "obs-events"
+        e
+        for e in demo.node.audit.list_events(demo.did("patient-2"), limit=1000)
+        if e.record_id == "obs-events"
     ]
-    seen = {(e.actor, e.action, e.permit, e.reasons, e.version) for e in events}
+    seen = {(e.actor, e.action, e.decision, e.reasons, e.version) for e in events}
     assert seen == {
-        (demo.did("patient-2"), "read", True, ("patient-own-record",), None),
-        (demo.did("dr-house"), "read", True, ("practitioner-of-author-organization",), 1),
-        (demo.did("dr-clinic"), "read", False, ("no-consent",), None),
-        (demo.did("lab-tech"), "read", False, ("requester-not-registered",), None),
-        (demo.did("dr-clinic"), "erase", False, ("erasure-by-patient-or-custodian-only",), None),
+        (demo.did("patient-2"), "read", "permit", ("patient-own-record",), 1),
+        (demo.did("dr-house"), "read", "permit", ("consent-permit",), 1),
+        (demo.did("dr-clinic"), "read", "deny", ("no-matching-provision",), 1),
+        (demo.did("lab-tech"), "read", "deny", ("requester-not-registered",), 1),
+        (demo.did("dr-clinic"), "erase", "deny", ("erasure-by-patient-or-custodian-only",), None),
     }
     assert all(e.purpose == "TREAT" and e.patient == demo.did("patient-2") for e in events)
-    # Codes and pseudonyms only: the table never holds the record's content.
-    with contextlib.closing(sqlite3.connect(vault_uri(demo), uri=True)) as conn:
-        rows = conn.execute("SELECT * FROM access_events").fetchall()
-    assert rows
-    assert marker not in repr(rows)
+    assert {e.consents for e in events if e.actor == demo.did("dr-house")} == {
+        ("c-hospital-patient-2",)
+    }
+    # Codes and pseudonyms only: the audit store never holds the record's content.
+    for path in (demo.home / "data").glob("audit.db*"):
+        assert marker.encode() not in path.read_bytes()
 
 
 # --- versions ---------------------------------------------------------------------------------
@@ -259,7 +307,7 @@ def test_versions_chain_and_an_old_version_stays_readable(demo: Demo):
 
 
 # --- key release ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("who", "grant"), [("patient-1", "patient"), ("dr-house", "custodian")])
+@pytest.mark.parametrize(("who", "grant"), [("patient-1", "patient"), ("dr-house", "consent")])
 def test_a_released_key_opens_the_blob_in_the_requesters_hands(
     demo: Demo, obs: tuple[str, bytes], who: str, grant: str
 ):
@@ -464,7 +512,7 @@ def test_an_anchor_still_queued_when_the_wait_gives_up_keeps_its_key_material(
         submitted.append(tx_id)
         return TxStatus(tx_id, "pending")  # as if the block builder were slower than the wait
 
-    monkeypatch.setattr(demo.node.ledger, "wait", gives_up)
+    only_records(demo, monkeypatch, wait=gives_up)
     with pytest.raises(MedledgerError):
         demo.put("patient-1", "obs-slow", content)
     monkeypatch.undo()
@@ -482,8 +530,12 @@ def test_a_lost_anchor_holds_its_version_until_reconcile_settles_it(
     version: the next put of that version is refused without writing anything, and
     ``reconcile`` (run at every start) drops the pending keys and ciphertext."""
     patient = demo.did("patient-1")
-    monkeypatch.setattr(demo.node.ledger, "submit", lambda raw, now_s: None)
-    monkeypatch.setattr(demo.node.ledger, "wait", lambda tx_id, t: TxStatus(tx_id, "pending"))
+    only_records(
+        demo,
+        monkeypatch,
+        submit=lambda raw, now_s: None,
+        wait=lambda tx_id, t: TxStatus(tx_id, "pending"),
+    )
     with pytest.raises(ConflictError, match="not committed yet"):
         demo.put("patient-1", "obs-lost", observation("lost"))
     monkeypatch.undo()

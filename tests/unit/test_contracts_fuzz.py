@@ -1,8 +1,9 @@
 """Every contract under arbitrary payloads and senders, through the runtime.
 
 Whatever a transaction holds, applying it either succeeds with writes that are canonical JSON
-objects under the owning contract's own key prefix, or is refused with a known reason code:
-never any other exception, never a change to the state it read, and the same outcome each time.
+objects (or deletions) under the owning contract's own key prefix, or is refused with a known
+reason code: never any other exception, never a change to the state it read, and the same
+outcome each time.
 Payloads mix arbitrary JSON (the restricted model) with values that mean something in the
 state (registered DIDs, the head hash of a record), so that the success paths are reached too.
 """
@@ -20,8 +21,10 @@ from medledger.core.identity.did_key import did_from_public_key
 from medledger.core.ledger.canonical import JSON, MAX_SAFE_INTEGER, canonical
 from medledger.core.ledger.contracts import default_contracts
 from medledger.core.ledger.contracts.access_batch import AccessBatchContract
+from medledger.core.ledger.contracts.consent import ConsentContract
 from medledger.core.ledger.contracts.participants import ParticipantsContract
 from medledger.core.ledger.contracts.records import RecordsContract, head_key
+from medledger.core.ledger.contracts.review import ReviewContract
 from medledger.core.ledger.genesis import Authority, Genesis, genesis_writes
 from medledger.core.ledger.runtime import BlockContext, Runtime
 from medledger.core.ledger.tx import SignedTransaction, Transaction
@@ -34,7 +37,13 @@ def did(n: int) -> str:
 
 NETWORK = "medledger-test"
 CTX = BlockContext(network=NETWORK, height=9, time_ms=1_700_000_000_000, proposer=did(1))
-CONTRACTS = (ParticipantsContract(), RecordsContract(), AccessBatchContract())
+CONTRACTS = (
+    ParticipantsContract(),
+    RecordsContract(),
+    ConsentContract(),
+    AccessBatchContract(),
+    ReviewContract(),
+)
 RUNTIME = Runtime(CONTRACTS)
 NAMESPACE = {tx_type: c.namespace for c in CONTRACTS for tx_type in c.tx_types}
 TX_TYPES = sorted(NAMESPACE)
@@ -66,11 +75,27 @@ KNOWN_REASONS = {
     "resource_type_mismatch",
     # access batches
     "duplicate_batch",
+    # consent
+    "unknown_patient",
+    "not_patient_or_delegate",
+    "not_patient",
+    "consent_exists",
+    "already_revoked",
+    "too_many_consents",
+    "unknown_delegate",
+    # reviews
+    "not_privacy_officer",
+    "unknown_batch",
+    "not_own_organization",
+    "already_reviewed",
 }
 
 AUTHORITY, AUTHORITY_2, HOSPITAL, CLINIC = did(1), did(2), did(10), did(11)
 DOCTOR, NURSE, PATIENT, PATIENT_2, STRANGER = did(20), did(21), did(30), did(31), did(99)
-DIDS = [AUTHORITY, AUTHORITY_2, HOSPITAL, CLINIC, DOCTOR, NURSE, PATIENT, PATIENT_2, STRANGER]
+OFFICER = did(22)
+DIDS = [
+    AUTHORITY, AUTHORITY_2, HOSPITAL, CLINIC, DOCTOR, NURSE, OFFICER, PATIENT, PATIENT_2, STRANGER
+]  # fmt: skip
 HEX = hashlib.sha256(b"x").hexdigest()
 CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 
@@ -110,6 +135,37 @@ def valid_batch() -> dict[str, JSON]:
     }
 
 
+def valid_consent(consent_id: str = "c-1", actor: str = DOCTOR) -> dict[str, JSON]:
+    """A consent's policy form (``medledger.core.consent.model``): PATIENT permits ``actor``."""
+    return {
+        "consent_id": consent_id,
+        "patient": PATIENT,
+        "status": "active",
+        "scope": "patient-privacy",
+        "categories": ["http://loinc.org|59284-0"],
+        "performers": [],
+        "organizations": [],
+        "policy_rule": None,
+        "date_time_ms": None,
+        "provision": {
+            "type": "permit",
+            "period": None,
+            "actors": [{"role": "PRCP", "reference": actor, "practitioner_role": None}],
+            "actions": ["access"],
+            "security_labels": [],
+            "purposes": ["TREAT"],
+            "classes": ["Observation"],
+            "codes": [],
+            "data_period": None,
+            "data": [],
+            "provisions": [],
+        },
+    }
+
+
+EVENT_ID = "a" * 26
+
+
 def build_world() -> DictState:
     """A genesis, organizations, staff, patients, a record at version 1 and an access batch."""
     genesis = Genesis(
@@ -127,10 +183,13 @@ def build_world() -> DictState:
         (REGISTER, {"did": CLINIC, "kind": org, "roles": ["clinic"]}, AUTHORITY),
         (REGISTER, practitioner(DOCTOR, "physician", HOSPITAL), AUTHORITY),
         (REGISTER, practitioner(NURSE, "nurse", CLINIC), AUTHORITY),
+        (REGISTER, practitioner(OFFICER, "privacy-officer", HOSPITAL), AUTHORITY),
         (REGISTER, {"did": PATIENT, "kind": "patient"}, HOSPITAL),
         (REGISTER, {"did": PATIENT_2, "kind": "patient"}, CLINIC),
         ("record.anchor", valid_anchor(), DOCTOR),
         ("access.batch", valid_batch(), HOSPITAL),
+        ("consent.grant", {"consent": valid_consent()}, PATIENT),
+        ("consent.delegate", {"patient": PATIENT, "delegate": PATIENT_2}, PATIENT),
     ]
     txs = [signed(t, p, s, f"setup-{i:04d}") for i, (t, p, s) in enumerate(setup)]
     results, writes = RUNTIME.apply_block(txs, state, CTX)
@@ -159,6 +218,11 @@ FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "record.tombstone": ("patient", "record_id", "reason"),
     "access.batch": ("batch_id", "root", "count", "first_time_ms", "last_time_ms"),
+    "consent.grant": ("consent",),
+    "consent.revoke": ("patient", "consent_id"),
+    "consent.delegate": ("patient", "delegate", "until_ms"),
+    "consent.undelegate": ("patient", "delegate"),
+    "access.review": ("batch_id", "event_id", "outcome"),
 }
 #: Per field: values that are well formed (some of them refused by the state, say a version
 #: that is not next) and values that are malformed in a way the contract must name.
@@ -182,6 +246,12 @@ WELL_FORMED: dict[str, list[JSON]] = {
     "first_time_ms": [0, 1_000],
     "last_time_ms": [1_000, 2_000],
     "enc_key": [ENC_KEY],
+    "consent": [valid_consent("c-2"), valid_consent("c-1"), valid_consent("c-3", NURSE)],
+    "consent_id": ["c-1", "c-2"],
+    "delegate": [PATIENT_2, DOCTOR, STRANGER],
+    "until_ms": [None, CTX.time_ms + 1_000],
+    "event_id": [EVENT_ID, "b" * 26],
+    "outcome": ["justified", "unjustified", "referred"],
 }
 MALFORMED: dict[str, list[JSON]] = {
     "did": ["did:web:example.org", None],
@@ -203,6 +273,12 @@ MALFORMED: dict[str, list[JSON]] = {
     "first_time_ms": [-1, 3_000],
     "last_time_ms": [-1, "1000"],
     "enc_key": ["00" * 32, ENC_KEY.upper(), ENC_KEY[2:]],
+    "consent": [{"consent_id": "c-9"}, "c-1", {**valid_consent("c-9"), "status": "revoked"}],
+    "consent_id": ["a b", ""],
+    "delegate": ["a relative"],
+    "until_ms": [0, "1000"],
+    "event_id": ["A" * 26, "a" * 25],
+    "outcome": ["fine"],
 }
 ALL_FIELDS = sorted(WELL_FORMED)
 
@@ -260,6 +336,17 @@ TEMPLATES: list[tuple[str, dict[str, JSON], str]] = [
     ("record.tombstone", {"patient": PATIENT, "record_id": "rec-1", "reason": "erasure"}, PATIENT),
     ("access.batch", {**valid_batch(), "batch_id": "batch-0002"}, CLINIC),
     ("participant.set_encryption_key", {"enc_key": ENC_KEY}, NURSE),
+    ("consent.grant", {"consent": valid_consent("c-2", NURSE)}, PATIENT),
+    ("consent.grant", {"consent": valid_consent("c-3")}, PATIENT_2),
+    ("consent.revoke", {"patient": PATIENT, "consent_id": "c-1"}, PATIENT),
+    ("consent.revoke", {"patient": PATIENT, "consent_id": "c-7"}, PATIENT_2),
+    ("consent.delegate", {"patient": PATIENT, "delegate": DOCTOR, "until_ms": None}, PATIENT),
+    ("consent.undelegate", {"patient": PATIENT, "delegate": PATIENT_2}, PATIENT),
+    (
+        "access.review",
+        {"batch_id": "batch-0001", "event_id": EVENT_ID, "outcome": "justified"},
+        OFFICER,
+    ),
 ]
 
 
@@ -285,7 +372,8 @@ def check_writes(writes: dict[str, bytes | None], namespaces: set[str]) -> None:
         if key.startswith(NONCE_PREFIX):
             continue
         assert any(key.startswith(ns) for ns in namespaces), key
-        assert value is not None
+        if value is None:  # a deletion (an ended delegation, an emptied consent index)
+            continue
         assert isinstance(json.loads(value), dict)
         assert canonical(json.loads(value)) == value
 

@@ -1,5 +1,5 @@
-"""The node's key vault: per record version, the salt and the data key's wraps; and the
-access events of key use, until the audit log takes them (issue 5).
+"""The node's key vault: per record version, the salt, the data key's wraps and the facts an
+access decision reads (security labels, codes, data time: ``medledger.core.access.facts``).
 
 Off-chain and node-local (``data/keys.db``). Data keys are never stored in the clear: the
 node keeps a wrap to its own encryption key (HPKE), plus a wrap per other recipient.
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from medledger.adapters.sqlite_connect import connect
-from medledger.core.access.custodial import AccessEvent
 from medledger.errors import StorageError
 from medledger.ports import KeyedVersion
 
@@ -26,17 +25,12 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
   patient TEXT NOT NULL, record_id TEXT NOT NULL, version INTEGER NOT NULL,
   resource_type TEXT NOT NULL, cid TEXT NOT NULL, salt BLOB NOT NULL, node_wrap BLOB NOT NULL,
-  anchored INTEGER NOT NULL DEFAULT 0,
+  anchored INTEGER NOT NULL DEFAULT 0, facts BLOB NOT NULL,
   PRIMARY KEY (patient, record_id, version));
 CREATE TABLE IF NOT EXISTS wraps (
   patient TEXT NOT NULL, record_id TEXT NOT NULL, version INTEGER NOT NULL,
   recipient TEXT NOT NULL, wrap BLOB NOT NULL,
   PRIMARY KEY (patient, record_id, version, recipient));
-CREATE TABLE IF NOT EXISTS access_events (
-  seq INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, actor TEXT NOT NULL,
-  patient TEXT NOT NULL, record_id TEXT NOT NULL, version INTEGER, action TEXT NOT NULL,
-  purpose TEXT NOT NULL, permit INTEGER NOT NULL, reasons TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS access_events_by_patient ON access_events (patient, seq);
 """
 
 
@@ -57,6 +51,19 @@ class SqliteKeyVault:
         with _errors("setup"):
             self._conn.execute("PRAGMA secure_delete=ON")
             self._conn.executescript(_SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Homes made before the vault kept facts: their versions carry none (no label, code
+        or time: consent limits on them do not match, ADR 0013). The interim access-event table
+        gave way to the audit store (``data/audit.db``)."""
+        columns = {str(r[1]) for r in self._conn.execute("PRAGMA table_info(versions)")}
+        if "facts" not in columns:
+            empty = b'{"codes":[],"labels":[],"time_ms":null}'.hex()
+            self._conn.execute(
+                f"ALTER TABLE versions ADD COLUMN facts BLOB NOT NULL DEFAULT x'{empty}'"
+            )
+        self._conn.execute("DROP TABLE IF EXISTS access_events")
 
     def close(self) -> None:
         with self._lock:
@@ -77,7 +84,7 @@ class SqliteKeyVault:
         """Keep a version's key material before its anchor is submitted (not yet readable)."""
         with self._tx("save") as conn:
             conn.execute(
-                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
                 (
                     version.patient,
                     version.record_id,
@@ -86,6 +93,7 @@ class SqliteKeyVault:
                     version.cid,
                     version.salt,
                     version.node_wrap,
+                    version.facts,
                 ),
             )
             conn.executemany(
@@ -151,46 +159,6 @@ class SqliteKeyVault:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return cids
 
-    def record_event(self, event: AccessEvent) -> None:
-        with self._tx("event") as conn:
-            conn.execute(
-                "INSERT INTO access_events (time_ms, actor, patient, record_id, version, action,"
-                " purpose, permit, reasons) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.time_ms,
-                    event.actor,
-                    event.patient,
-                    event.record_id,
-                    event.version,
-                    event.action,
-                    event.purpose,
-                    int(event.permit),
-                    ",".join(event.reasons),
-                ),
-            )
-
-    def events(self, patient: str, *, limit: int = 100) -> list[AccessEvent]:
-        with self._lock, _errors("read"):
-            rows = self._conn.execute(
-                "SELECT time_ms, actor, patient, record_id, version, action, purpose, permit,"
-                " reasons FROM access_events WHERE patient=? ORDER BY seq DESC LIMIT ?",
-                (patient, limit),
-            ).fetchall()
-        return [
-            AccessEvent(
-                int(r[0]),
-                str(r[1]),
-                str(r[2]),
-                str(r[3]),
-                None if r[4] is None else int(r[4]),
-                r[5],
-                str(r[6]),
-                bool(r[7]),
-                tuple(x for x in str(r[8]).split(",") if x),
-            )
-            for r in rows
-        ]
-
 
 def _version(row: Any) -> KeyedVersion:
     return KeyedVersion(
@@ -202,4 +170,5 @@ def _version(row: Any) -> KeyedVersion:
         salt=bytes(row[5]),
         node_wrap=bytes(row[6]),
         anchored=bool(row[7]),
+        facts=bytes(row[8]),
     )

@@ -4,14 +4,17 @@ policy; erase by crypto-shredding.
 Handles, per use case:
 - ``put``: a fresh data key, nonce and salt per version; AES-256-GCM with AAD binding the
   record; the ciphertext stored by CID; the salted commitment and CID anchored on the ledger
-  (a ``record.anchor`` transaction signed by this node, the custodian); the data key kept only
-  as HPKE wraps (to this node's encryption key and to the patient's, if published). Key
-  material is saved before the anchor is submitted and becomes readable only once the anchor
-  committed; ``reconcile`` settles versions a crash left in between.
-- ``read`` / ``release_key``: the access policy decides (deny by default), every decision is
-  an access event; a read checks the blob's CID and the salted commitment against the ledger.
-  A key release wraps the data key to the requester's per-session ephemeral key, at that
-  moment: a later denial yields no new releases.
+  (a ``record.anchor`` transaction signed by this node, the custodian); the resource's
+  security labels, codes and data time (``core.access.facts``) kept off-chain; the data key
+  kept only as HPKE wraps (to this node's encryption key and to the patient's, if
+  published). Key material is saved before the anchor is submitted and becomes readable only
+  once the anchor committed; ``reconcile`` settles versions a crash left in between.
+- ``read`` / ``release_key``: the access gate decides from the patient's consents (deny by
+  default, ``AccessService``), every decision is an access event, and a permit waits for its
+  event to be durable; the version's labels, codes and data time (kept in the vault since
+  its put) are what consent limits match; a read checks the blob's CID and the salted
+  commitment against the ledger. A key release wraps the data key to the requester's
+  per-session ephemeral key, at that moment: a later denial yields no new releases.
 - ``erase``: shreds salts and wraps, deletes the ciphertexts, then records a tombstone.
 Not handled here: randomness and clocks (parameters), storage (ports), who the requester is
 (the HTTP edge verifies signed requests).
@@ -26,12 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from medledger.core.access.custodial import (
-    AccessDecision,
-    AccessEvent,
-    AccessRequest,
-    evaluate_custodial_access,
-)
+from medledger.core.access.facts import ResourceFacts, resource_facts
+from medledger.core.access.gate import AccessDecision, AccessRequest, RecordFacts
 from medledger.core.crypto.key_wrap import WrapInfo, X25519KeyPair, unwrap_key, wrap_key
 from medledger.core.crypto.record_cipher import (
     RecordAad,
@@ -44,7 +43,6 @@ from medledger.core.identity.keys import ParticipantKey
 from medledger.core.ledger.envelope import sign_transaction
 from medledger.core.ledger.tx import Transaction
 from medledger.errors import (
-    AccessDeniedError,
     ConflictError,
     InvalidInputError,
     MedledgerError,
@@ -52,6 +50,7 @@ from medledger.errors import (
     TamperError,
 )
 from medledger.ports import BlobStore, KeyedVersion
+from medledger.services.access import AccessService
 from medledger.services.ledger import LedgerNode
 
 TX_TTL_S = 120
@@ -65,7 +64,6 @@ class KeyVault(Protocol):
     def version(self, patient: str, record_id: str, version: int) -> KeyedVersion | None: ...
     def pending(self) -> list[KeyedVersion]: ...
     def shred(self, patient: str, record_id: str) -> list[str]: ...
-    def record_event(self, event: AccessEvent) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +100,7 @@ class RecordService:
         self,
         *,
         ledger: LedgerNode,
+        access: AccessService,
         vault: KeyVault,
         blobs: BlobStore,
         node_key: ParticipantKey,
@@ -109,6 +108,7 @@ class RecordService:
         random_bytes: Callable[[int], bytes],
     ) -> None:
         self._ledger = ledger
+        self._access = access
         self._vault = vault
         self._blobs = blobs
         self._node_key = node_key
@@ -193,6 +193,7 @@ class RecordService:
                 salt=salt,
                 node_wrap=dict(wraps)[self._node_key.did],
                 anchored=False,
+                facts=_facts_of(content).to_bytes(),
             )
             self._vault.save_pending(stored, wraps)
             payload = {
@@ -268,39 +269,35 @@ class RecordService:
         return dataclasses.replace(stored, anchored=True)
 
     # --- read and key release ---------------------------------------------------------------
-    def _decide(
-        self, request: AccessRequest, head: dict[str, Any] | None, version: int | None, now_ms: int
-    ) -> AccessDecision:
-        decision = evaluate_custodial_access(
-            request, None if head is None else head.get("author_org"), self._ledger.state_reader()
+    def _facts(self, head: dict[str, Any] | None, stored: KeyedVersion | None) -> RecordFacts:
+        """What the gate knows of a version: its custodian and type from the ledger, its labels,
+        codes and data time from the vault (none for a version this node does not hold)."""
+        custodian = None if head is None else head.get("author_org")
+        resource_type = None if head is None else head.get("resource_type")
+        known = ResourceFacts() if stored is None else ResourceFacts.from_bytes(stored.facts)
+        return RecordFacts(
+            custodian=custodian if isinstance(custodian, str) else None,
+            resource_type=resource_type if isinstance(resource_type, str) else None,
+            security_labels=known.security_labels,
+            codes=known.codes,
+            data_time_ms=known.data_time_ms,
         )
-        self._vault.record_event(
-            AccessEvent(
-                now_ms,
-                request.requester,
-                request.patient,
-                request.record_id,
-                version,
-                request.action,
-                request.purpose,
-                decision.permit,
-                decision.reasons,
-            )
-        )
-        return decision
 
     def _authorised_version(
         self, request: AccessRequest, version: int | None, now_ms: int
     ) -> tuple[AccessDecision, KeyedVersion, dict[str, Any]]:
-        head = self._head(request.patient, request.record_id)
-        decision = self._decide(request, head, version, now_ms)
-        if not decision.permit:
-            raise AccessDeniedError(f"access denied: {', '.join(decision.reasons)}")
-        if head is None or head.get("tombstoned"):
+        """The gate's decision (recorded as an access event), then the version, verified."""
+        record_id = _record_id(request)
+        head = self._head(request.patient, record_id)
+        live = head if head is not None and not head.get("tombstoned") else None
+        number = version
+        if number is None and live is not None:
+            number = int(live["version"])
+        stored = None if number is None else self._vault.version(request.patient, record_id, number)
+        decision = self._access.require(request, self._facts(head, stored), now_ms, version=number)
+        if live is None or number is None:
             raise NotFoundError("no such record (or it was erased)")
-        number = int(head["version"]) if version is None else version
-        anchored = self._state(f"record/{request.patient}/{request.record_id}/{number}")
-        stored = self._vault.version(request.patient, request.record_id, number)
+        anchored = self._state(f"record/{request.patient}/{record_id}/{number}")
         if stored is not None and not stored.anchored and anchored is not None:
             stored = self._settle(stored, anchored)
         if anchored is None or stored is None or not stored.anchored:
@@ -312,8 +309,9 @@ class RecordService:
     def read(self, request: AccessRequest, version: int | None, now_ms: int) -> ReadResult:
         """Decrypt a version for a permitted requester; verify CID and commitment."""
         _, stored, anchored = self._authorised_version(request, version, now_ms)
-        aad = RecordAad(request.record_id, stored.version, stored.resource_type, request.patient)
-        info = WrapInfo(request.record_id, stored.version, self._node_key.did, "custodian")
+        record_id = _record_id(request)
+        aad = RecordAad(record_id, stored.version, stored.resource_type, request.patient)
+        info = WrapInfo(record_id, stored.version, self._node_key.did, "custodian")
         data_key = unwrap_key(stored.node_wrap, self._node_enc.private_key, info)
         content = open_record(self._blobs.get(stored.cid), data_key, aad)
         verify_commitment(stored.salt, content, bytes.fromhex(str(anchored["commitment"])))
@@ -324,10 +322,11 @@ class RecordService:
     ) -> KeyRelease:
         """Wrap a version's data key to the requester's ephemeral session key, if permitted."""
         decision, stored, _ = self._authorised_version(request, version, now_ms)
-        info = WrapInfo(request.record_id, stored.version, self._node_key.did, "custodian")
+        record_id = _record_id(request)
+        info = WrapInfo(record_id, stored.version, self._node_key.did, "custodian")
         data_key = unwrap_key(stored.node_wrap, self._node_enc.private_key, info)
         grant = decision.basis or "unknown"
-        release = WrapInfo(request.record_id, stored.version, request.requester, grant)
+        release = WrapInfo(record_id, stored.version, request.requester, grant)
         wrap = wrap_key(data_key, session_key, release)
         return KeyRelease(
             stored.version, stored.resource_type, stored.cid, stored.salt, wrap, grant
@@ -339,25 +338,39 @@ class RecordService:
 
         Holds the record's put lock throughout, so no version is saved between the shred and
         the tombstone (it would outlive the erasure)."""
-        with self._record_lock(request.patient, request.record_id):
-            return self._erase(request, now_ms)
+        record_id = _record_id(request)
+        with self._record_lock(request.patient, record_id):
+            return self._erase(request, record_id, now_ms)
 
-    def _erase(self, request: AccessRequest, now_ms: int) -> dict[str, Any]:
-        head = self._head(request.patient, request.record_id)
-        decision = self._decide(request, head, None, now_ms)
-        if not decision.permit:
-            raise AccessDeniedError(f"erasure refused: {', '.join(decision.reasons)}")
+    def _erase(self, request: AccessRequest, record_id: str, now_ms: int) -> dict[str, Any]:
+        head = self._head(request.patient, record_id)
+        self._access.require(request, self._facts(head, None), now_ms)
         if head is None:
             raise NotFoundError("no such record")
-        cids = self._vault.shred(request.patient, request.record_id)
+        cids = self._vault.shred(request.patient, record_id)
         for cid in cids:
             self._blobs.delete(cid)
         if head.get("tombstoned"):
             return {"erased_versions": len(cids), "tombstone": None}
-        payload = {"patient": request.patient, "record_id": request.record_id, "reason": "erasure"}
+        payload = {"patient": request.patient, "record_id": record_id, "reason": "erasure"}
         tx_id, status = self._submit("record.tombstone", payload, now_ms // 1000)
         if status.status != "committed" or not status.ok:
             raise ConflictError(
                 f"key material destroyed, but the tombstone failed: {status.reason}"
             )
         return {"erased_versions": len(cids), "tombstone": tx_id, "height": status.height}
+
+
+def _facts_of(content: bytes) -> ResourceFacts:
+    """The gate's facts of a FHIR resource; none if the content is not a JSON object."""
+    try:
+        resource = json.loads(content)
+    except (ValueError, RecursionError):
+        return ResourceFacts()
+    return resource_facts(resource) if isinstance(resource, dict) else ResourceFacts()
+
+
+def _record_id(request: AccessRequest) -> str:
+    if request.record_id is None:
+        raise InvalidInputError("a record request names its record_id", parameter="record_id")
+    return request.record_id

@@ -3,8 +3,11 @@ requests often meet random provisions (otherwise nearly every decision is deny-b
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from hypothesis import strategies as st
 
+from medledger.core.consent.decision import ConsentRequest
 from medledger.core.consent.model import ActorRule, Consent, DataRef, Period, Provision
 from medledger.core.consent.vocab import (
     ACTIONS,
@@ -56,27 +59,54 @@ def actor_rules(draw: st.DrawFn) -> ActorRule:
     return ActorRule(role, reference, practitioner_role)
 
 
+def sometimes(strategy: st.SearchStrategy[T], empty: T) -> st.SearchStrategy[T]:
+    """Mostly ``empty``: a random provision stating every constraint would never apply."""
+    return st.one_of(st.just(empty), st.just(empty), st.just(empty), strategy)
+
+
 def provisions(depth: int = 1) -> st.SearchStrategy[Provision]:
+    """Provisions up to 3 levels deep (built once per depth: building strategies is slow)."""
+    return _PROVISIONS[depth]
+
+
+def _provisions(depth: int) -> st.SearchStrategy[Provision]:
     children: st.SearchStrategy[tuple[Provision, ...]] = (
-        st.just(()) if depth >= 3 else st.lists(provisions(depth + 1), max_size=2).map(tuple)
+        st.just(()) if depth >= 3 else st.lists(_PROVISIONS[depth + 1], max_size=2).map(tuple)
     )
     return st.builds(
         Provision,
-        type=st.sampled_from((None, "permit", "deny")),
-        period=periods(),
-        actors=st.lists(actor_rules(), max_size=2, unique=True).map(tuple),
-        actions=small_sets(ACTIONS, 1),
-        security_labels=small_sets(LABELS, 2),
-        purposes=small_sets(("TREAT", "ETREAT", "HRESCH", "BTG", "PUBHLTH"), 1),
-        classes=small_sets(CLASSES, 1),
-        codes=small_sets(CODES, 1),
-        data_period=st.one_of(st.none(), st.none(), periods()),
-        data=st.lists(
-            st.builds(DataRef, st.sampled_from(("instance", "related")), st.sampled_from(RECORDS)),
-            max_size=1,
-        ).map(tuple),
+        type=st.sampled_from((None, "permit", "permit", "deny")),
+        period=sometimes(periods(), None),
+        actors=sometimes(
+            st.lists(actor_rules(), min_size=1, max_size=2, unique=True).map(tuple), ()
+        ),
+        actions=sometimes(small_sets(ACTIONS, 2), frozenset()),
+        security_labels=sometimes(small_sets(LABELS, 2), frozenset()),
+        purposes=sometimes(
+            small_sets(("TREAT", "ETREAT", "HRESCH", "BTG", "PUBHLTH"), 1), frozenset()
+        ),
+        classes=sometimes(small_sets(CLASSES, 2), frozenset()),
+        codes=sometimes(small_sets(CODES, 2), frozenset()),
+        data_period=sometimes(periods(), None),
+        data=sometimes(
+            st.lists(
+                st.builds(
+                    DataRef, st.sampled_from(("instance", "related")), st.sampled_from(RECORDS)
+                ),
+                min_size=1,
+                max_size=2,
+                unique=True,
+            ).map(tuple),
+            (),
+        ),
         provisions=children,
     )
+
+
+_PROVISIONS: dict[int, st.SearchStrategy[Provision]] = {}
+for _depth in (3, 2, 1):
+    _PROVISIONS[_depth] = _provisions(_depth)
+_ROOTS = st.none() | _PROVISIONS[1]
 
 
 @st.composite
@@ -86,12 +116,12 @@ def consents(draw: st.DrawFn, consent_id: str | None = None) -> Consent:
         patient=draw(st.sampled_from((PATIENT, PATIENT, PATIENT, OTHER_PATIENT))),
         status=draw(st.sampled_from(("active", "active", "active", "inactive", "draft"))),
         scope=draw(st.sampled_from(("patient-privacy", "research", "treatment"))),
-        categories=tuple(draw(small_sets(CODES, 1))),
+        categories=tuple(draw(st.frozensets(st.sampled_from(CODES), min_size=1, max_size=2))),
         performers=tuple(draw(small_sets(PEOPLE, 1))),
         organizations=tuple(draw(small_sets(ORGS, 1))),
         policy_rule=draw(st.none() | st.sampled_from(CODES)),
         date_time_ms=draw(st.none() | st.sampled_from(TIMES)),
-        provision=draw(st.none() | provisions()),
+        provision=draw(_ROOTS),
     )
 
 
@@ -99,3 +129,31 @@ def consents(draw: st.DrawFn, consent_id: str | None = None) -> Consent:
 def consent_sets(draw: st.DrawFn, max_size: int = 5) -> list[Consent]:
     size = draw(st.integers(0, max_size))
     return [draw(consents(consent_id=f"c{i}")) for i in range(size)]
+
+
+T = TypeVar("T")
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> ConsentRequest:
+    return ConsentRequest(
+        actor=draw(st.sampled_from(DIDS)),
+        actor_org=draw(st.none() | st.sampled_from(ORGS)),
+        actor_roles=draw(small_sets(PRACTITIONER_ROLES, 2)),
+        patient=draw(st.sampled_from((PATIENT, PATIENT, PATIENT, OTHER_PATIENT))),
+        action=draw(st.sampled_from(sorted(ACTIONS))),
+        purpose=draw(st.sampled_from(("TREAT", "ETREAT", "BTG", "HRESCH", "CLINTRCH", "HMARKT"))),
+        resource_type=draw(
+            st.none() | st.sampled_from(("Observation", "MedicationRequest", "Task"))
+        ),
+        security_labels=draw(sometimes(small_sets(LABELS, 2), frozenset())),
+        codes=draw(small_sets(CODES, 2)),
+        data_time_ms=draw(st.none() | st.sampled_from(TIMES) | st.integers(-10, 5_000)),
+        record_ref=draw(st.none() | st.sampled_from(RECORDS)),
+        record_custodian=draw(st.none() | st.sampled_from(ORGS)),
+        record_author=draw(st.none() | st.sampled_from(PEOPLE)),
+    )
+
+
+#: Instants around the period bounds.
+NOWS = st.sampled_from(TIMES) | st.integers(-10, 5_000)

@@ -56,6 +56,10 @@ CODING: Final = re.compile(
 )
 
 
+#: LOINC 59284-0 "Patient Consent", the category of most HL7 examples.
+PATIENT_CONSENT: Final = "http://loinc.org|59284-0"
+
+
 def _bad(parameter: str, rule: str) -> InvalidInputError:
     return InvalidInputError(f"{parameter}: {rule}", parameter=parameter)
 
@@ -303,7 +307,8 @@ class Provision:
 class Consent:
     """One patient consent: who it is for, its status and scope, and its rule tree.
 
-    ``categories`` and ``policy_rule`` are codings (``system|code``); ``performers`` and
+    ``categories`` (at least one, as FHIR R4 requires; LOINC "Patient consent" unless said)
+    and ``policy_rule`` are codings (``system|code``); ``performers`` and
     ``organizations`` are DIDs (who gave the consent, who manages it); ``date_time_ms`` is when
     it was given. None of them takes part in a decision except ``patient`` and ``status``.
     """
@@ -312,7 +317,7 @@ class Consent:
     patient: str
     status: str
     scope: str
-    categories: tuple[str, ...] = ()
+    categories: tuple[str, ...] = (PATIENT_CONSENT,)
     performers: tuple[str, ...] = ()
     organizations: tuple[str, ...] = ()
     policy_rule: str | None = None
@@ -331,6 +336,8 @@ class Consent:
         categories = _tuple_of("categories", self.categories)
         if not all(_is_coding(c) for c in categories):
             raise _bad("categories", "each item must be a coding 'system|code'")
+        if not categories:
+            raise _bad("categories", "a consent has at least one category (FHIR R4: 1..*)")
         _unique("categories", categories)
         object.__setattr__(self, "categories", categories)
         for name in ("performers", "organizations"):

@@ -1,5 +1,11 @@
 """The demo network `make run` starts: three authority organizations, practitioners and
-pseudonymous patients, records anchored and access batches flowing.
+pseudonymous patients, records anchored, consents granted and revoked, and access attempts
+(permitted, denied, break-glass) logged as access events with receipts.
+
+At seeding the demo plays issue 5's story for ``patient-1``: the patient grants ``dr-house``;
+Dr House reads (permitted); ``dr-clinic`` is denied; the patient revokes; Dr House is denied;
+``dr-er`` breaks the glass with a justification (flagged, queued for the privacy officer). The
+patient can then list it all and verify every receipt with the CLI (``make run`` prints how).
 
 Everything here is synthetic and says so: organization names say "Demo", patients are random
 did:keys, and records are FHIR resources tagged ``synthetic`` that carry no clinical content;
@@ -27,10 +33,12 @@ from fastapi.concurrency import run_in_threadpool
 from medledger.adapters.keystore import generate_key, read_key_file, write_key_file
 from medledger.bootstrap import Node, init_home
 from medledger.client import new_transaction
+from medledger.core.access.gate import AccessRequest
+from medledger.core.consent.simple import permit_to
 from medledger.core.identity.keys import ParticipantKey
 from medledger.core.ledger.canonical import canonical_document
 from medledger.core.ledger.genesis import Authority, Genesis
-from medledger.errors import MedledgerError
+from medledger.errors import AccessDeniedError, MedledgerError
 
 log = logging.getLogger("medledger.demo")
 
@@ -149,6 +157,41 @@ class DemoNetwork:
                 DemoRecord(self.keys[name].did, f"demo-{name}-{secrets.token_hex(4)}", "Patient")
             )
             self.anchor(self.records[-1], "dr-house")
+        self.story()
+
+    def grant(self, patient: str, consent_id: str, to: str) -> None:
+        """``patient`` grants ``to`` (a practitioner or organization) access for treatment."""
+        consent = permit_to(consent_id, self.keys[patient].did, self.keys[to].did)
+        self.submit(patient, "consent.grant", {"consent": consent.to_json()})
+
+    def read(
+        self, who: str, record: DemoRecord, purpose: str = "TREAT", why: str | None = None
+    ) -> bool:
+        """A read attempt through the access gate: permitted or denied, logged either way."""
+        request = AccessRequest(
+            self.keys[who].did, record.patient, record.record_id, "read", purpose, why
+        )
+        try:
+            self.node.records.read(request, None, int(time.time() * 1000))
+        except AccessDeniedError:
+            return False
+        return True
+
+    def story(self) -> None:
+        """Issue 5's scenario for patient-1 (module docstring); run once per demo home."""
+        record = self.records[0]
+        suffix = secrets.token_hex(3)
+        self.grant("patient-1", f"demo-house-{suffix}", "dr-house")
+        self.grant("patient-2", f"demo-clinic-{suffix}", "clinic")
+        self.read("dr-house", record)
+        self.read("dr-clinic", record)
+        self.submit(
+            "patient-1",
+            "consent.revoke",
+            {"patient": record.patient, "consent_id": f"demo-house-{suffix}"},
+        )
+        self.read("dr-house", record)
+        self.read("dr-er", record, "ETREAT", "Demo: unconscious on arrival, allergies unknown")
 
     def anchor(self, record: DemoRecord, author: str) -> None:
         """A new version of a synthetic FHIR resource, stored by this node (the hospital, the
@@ -174,7 +217,7 @@ class DemoNetwork:
         record.version = result.version
 
     def step(self) -> None:
-        """One tick of demo traffic: a new record, a new version, or an access batch."""
+        """One tick of demo traffic: a new record, a new version, or a read attempt."""
         choice = self.rng.random()
         author = self.rng.choice(["dr-house", "nurse-joy", "dr-er"])
         if choice < 0.4 or not self.records:
@@ -187,15 +230,8 @@ class DemoNetwork:
         elif choice < 0.8:
             self.anchor(self.rng.choice(self.records), author)
         else:
-            now = int(time.time() * 1000)
-            payload = {
-                "batch_id": f"demo-{secrets.token_hex(8)}",
-                "root": secrets.token_hex(32),
-                "count": self.rng.randint(1, 500),
-                "first_time_ms": now - 1000,
-                "last_time_ms": now,
-            }
-            self.submit(self.rng.choice(["hospital", "clinic", "lab"]), "access.batch", payload)
+            who = self.rng.choice(["dr-house", "nurse-joy", "dr-clinic", "lab-tech"])
+            self.read(who, self.rng.choice(self.records))
 
 
 def demo_feed(node: Node, *, every_s: float = 1.0) -> Callable[[], Coroutine[Any, Any, None]]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import base64
 import secrets
-import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from medledger.entrypoints.cli.remote import submit
 from medledger.errors import MedledgerError
 
 escrow_app = typer.Typer(
@@ -30,22 +30,6 @@ NodeOpt = Annotated[str, typer.Option("--node", help="The node's base URL.")]
 KeyOpt = Annotated[Path, typer.Option("--key", help="Your key file (signs the transaction).")]
 EscrowOpt = Annotated[str, typer.Option("--escrow-id", help="The escrow's id.")]
 RequestOpt = Annotated[str, typer.Option("--request-id", help="The release request's id.")]
-
-
-def _submit(node: str, key_file: Path, tx_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-    from medledger.adapters.keystore import read_key_file
-    from medledger.client import LedgerClient, new_transaction
-    from medledger.entrypoints.cli.main import _passphrase, fail
-
-    key = read_key_file(key_file, _passphrase(confirm=False))
-    with LedgerClient(node) as client:
-        stx = new_transaction(
-            key, network=client.network(), tx_type=tx_type, payload=payload, now_s=int(time.time())
-        )
-        result = client.submit(stx)
-    if not result.get("ok"):
-        fail(f"{tx_type} refused: {result.get('reason')} ({result.get('message')})")
-    return result
 
 
 @escrow_app.command("create")
@@ -84,7 +68,7 @@ def create(
             "custodians": custodians,
             "key_did": secret.did,
         }
-        result = _submit(node, key, "escrow.create", payload)
+        result = submit(node, key, "escrow.create", payload)
     except MedledgerError as e:
         fail(f"escrow not created: {e}")
     out.print(f"escrow {escrow_id} of {secret.did} created at height {result.get('height')}")
@@ -113,7 +97,7 @@ def request(
             "reason": reason,
             "enc_key": encryption_keypair(me).public_key.hex(),
         }
-        result = _submit(node, key, "escrow.request", payload)
+        result = submit(node, key, "escrow.request", payload)
     except MedledgerError as e:
         fail(f"request not recorded: {e}")
     out.print(f"request {request_id} recorded at height {result.get('height')}")
@@ -162,7 +146,7 @@ def approve(
             "request_id": request_id,
             "share_wrap": base64.b64encode(sealed).decode("ascii"),
         }
-        result = _submit(node, key, "escrow.approve", payload)
+        result = submit(node, key, "escrow.approve", payload)
     except (MedledgerError, UnicodeDecodeError, KeyError, ValueError) as e:
         fail(f"approval not recorded: {e}")
     out.print(f"approval of {request_id} by {me.did} recorded at height {result.get('height')}")

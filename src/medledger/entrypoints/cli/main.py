@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from medledger.adapters.sqlite_ledger import SqliteLedger
     from medledger.core.ledger.genesis import Genesis
     from medledger.core.ledger.runtime import Contract
+    from medledger.core.note import NoteVerifier
 
 app = typer.Typer(
     name="medledger",
@@ -152,8 +153,8 @@ def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> Non
     host = host or node.settings.host
     port = port or node.settings.port
     background = [demo_feed(node)] if demo else []
-    application = create_app(node, background=background)
     url = f"http://{host}:{port}/"
+    application = create_app(node, background=background, base_url=url)
     out.print(f"[bold green]medledger node[/] for network [bold]{node.genesis.network}[/]")
     out.print(f"  open          {url}")
     out.print(f"  ledger        {url}ledger/blocks/latest")
@@ -162,8 +163,18 @@ def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> Non
     out.print(f"  node DID      {node.key.did}")
     out.print(f"  verifier key  {format_verifier_key(node.log.verifier)}")
     if demo:
-        out.print(f"  demo keys     {home / 'demo-keys'} (passphrase: medledger-demo)")
-        out.print("  demo traffic  synthetic records and access batches, clearly marked demo")
+        keys = home / "demo-keys"
+        out.print(f"  demo keys     {keys} (passphrase: medledger-demo)")
+        out.print("  demo traffic  synthetic records, consents and read attempts, marked demo")
+        out.print("  try (as patient-1: who looked at my data, each line with a receipt):")
+        out.print(
+            f"    MEDLEDGER_PASSPHRASE=medledger-demo .venv/bin/medledger audit list "
+            f"--node {url} --key {keys / 'patient-1.key'} --receipts receipts"
+        )
+        out.print(
+            f"    .venv/bin/medledger receipt verify receipts/<event>.json "
+            f"--key '{format_verifier_key(node.log.verifier)}'"
+        )
     try:
         uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
     finally:
@@ -241,7 +252,12 @@ def _read_small(path: Path, what: str) -> bytes:
 
 @receipt_app.command("verify")
 def receipt_verify(
-    file: Annotated[Path, typer.Argument(help="A tlog-proof@v1 receipt file ('-' for stdin).")],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A tlog-proof@v1 receipt, or an access-event receipt (JSON) ('-' for stdin)."
+        ),
+    ],
     key: Annotated[
         str, typer.Option("--key", help="The log's verifier key, or a file holding it.")
     ],
@@ -252,7 +268,11 @@ def receipt_verify(
         str | None, typer.Option(help="Expected log origin (default: the key's name).")
     ] = None,
 ) -> None:
-    """Verify a receipt offline: the checkpoint's signature, then the entry's inclusion."""
+    """Verify a receipt offline: the checkpoint's signature, then the entry's inclusion.
+
+    An access-event receipt (what `medledger audit list --receipts` writes) is checked all the
+    way: the event in its batch, the batch's signed anchor transaction in the log, the log's
+    checkpoint signature."""
     from medledger.config import Limits
     from medledger.core.note import parse_verifier_key
     from medledger.core.receipt import parse_receipt, verify_receipt
@@ -271,6 +291,9 @@ def receipt_verify(
     )
     try:
         verifier = parse_verifier_key(key_text.strip())
+        if raw.lstrip()[:1] == b"{":
+            _verify_event_receipt(raw, verifier, origin)
+            return
         receipt = parse_receipt(raw, limits)
         entry_bytes = _read_small(entry, "entry") if entry is not None else receipt.extra
         if entry_bytes is None:
@@ -290,6 +313,18 @@ def receipt_verify(
     out.print(
         f"[bold green]OK[/] entry {receipt.index} ({len(entry_bytes)} bytes) is in checkpoint "
         f"{checkpoint.origin} of size {checkpoint.size}, signed by {verifier.name}"
+    )
+
+
+def _verify_event_receipt(raw: bytes, verifier: NoteVerifier, origin: str | None) -> None:
+    from medledger.core.audit.receipt import verify_event_receipt
+
+    event = verify_event_receipt(raw, verifier, origin=origin)
+    flag = " [bold red](BREAK-GLASS)[/]" if event.decision == "break-glass" else ""
+    out.print(
+        f"[bold green]OK[/] access event {event.event_id}: {event.decision}{flag} "
+        f"{event.action} by {event.actor} for {event.patient} ({event.purpose}), "
+        f"anchored by {event.node} in a log signed by {verifier.name}"
     )
 
 
@@ -472,10 +507,21 @@ def _consortium_chain_rules(
 
 
 def _register_subcommands() -> None:
-    from medledger.entrypoints.cli import escrow_cmd, network_cmd, records_cmd, recovery
+    from medledger.entrypoints.cli import (
+        audit_cmd,
+        consent_cmd,
+        escrow_cmd,
+        network_cmd,
+        records_cmd,
+        recovery,
+        token_cmd,
+    )
 
     records_cmd.register(app)
+    consent_cmd.register(app)
+    audit_cmd.register(app)
     escrow_cmd.register(app)
+    token_cmd.register(app)
     recovery.register(keys_app)
     network_cmd.register(app)
 

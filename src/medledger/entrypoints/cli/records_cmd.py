@@ -10,16 +10,15 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from medledger.entrypoints.cli.remote import load_key, signed_request
 from medledger.errors import MedledgerError
 
 records_app = typer.Typer(help="Encrypted off-chain records.", no_args_is_help=True)
-REQUEST_TTL_S = 60
 
 NodeOpt = Annotated[str, typer.Option("--node", help="The node's base URL.")]
 PatientOpt = Annotated[str, typer.Option("--patient", help="The patient's did:key.")]
@@ -27,19 +26,8 @@ RecordOpt = Annotated[str, typer.Option("--record-id", help="The record's id.")]
 
 
 def _request(client: Any, key_file: Path, tx_type: str, payload: dict[str, Any]) -> Any:
-    from medledger.adapters.keystore import read_key_file
-    from medledger.client import new_transaction
-    from medledger.entrypoints.cli.main import _passphrase
-
-    key = read_key_file(key_file, _passphrase(confirm=False))
-    return key, new_transaction(
-        key,
-        network=client.network(),
-        tx_type=tx_type,
-        payload=payload,
-        now_s=int(time.time()),
-        ttl_s=REQUEST_TTL_S,
-    )
+    key = load_key(key_file)
+    return key, signed_request(client, key, tx_type, payload)
 
 
 @records_app.command("put")
@@ -81,6 +69,10 @@ def get(
     node: NodeOpt = "http://127.0.0.1:8000",
     version: Annotated[int | None, typer.Option(help="A version (default: latest).")] = None,
     purpose: Annotated[str, typer.Option(help="Purpose of use (v3-ActReason).")] = "TREAT",
+    justification: Annotated[
+        str | None,
+        typer.Option(help="Break-glass: why (with --purpose BTG or ETREAT); logged, reviewed."),
+    ] = None,
     out_file: Annotated[Path | None, typer.Option("--out", help="Write the record here.")] = None,
 ) -> None:
     """Obtain the data key through key release, then fetch, check and decrypt locally."""
@@ -88,7 +80,7 @@ def get(
     from medledger.core.cid import verify_cid
     from medledger.core.crypto.key_wrap import WrapInfo, unwrap_key, x25519_from_seed
     from medledger.core.crypto.record_cipher import RecordAad, open_record, verify_commitment
-    from medledger.entrypoints.cli.main import fail, out
+    from medledger.entrypoints.cli.main import err, fail, out
 
     session = x25519_from_seed(secrets.token_bytes(32))
     payload: dict[str, Any] = {
@@ -99,6 +91,8 @@ def get(
     }
     if version is not None:
         payload["version"] = version
+    if justification is not None:
+        payload["justification"] = justification
     try:
         with LedgerClient(node) as client:
             requester, request = _request(client, key, "request.key_release", payload)
@@ -120,6 +114,11 @@ def get(
         fail(f"record not read: {e}")
     except (KeyError, StopIteration, ValueError) as e:
         fail(f"the node's answer is malformed: {type(e).__name__}")
+    if release["grant"] == "break-glass":
+        err.print(
+            "[bold red]BREAK-GLASS[/] access: recorded, shown to the patient and queued for "
+            "review by your organization's privacy officer"
+        )
     if out_file is not None:
         out_file.write_bytes(content)
         out.print(

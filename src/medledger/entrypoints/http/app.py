@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import secrets
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
@@ -16,9 +18,22 @@ from fastapi.responses import HTMLResponse
 
 from medledger import __version__
 from medledger.bootstrap import Node
-from medledger.entrypoints.http import errors, ledger_routes, log_routes, records_routes
+from medledger.core.ledger.contracts.review import review_key
+from medledger.core.ledger.envelope import TxLimits
+from medledger.entrypoints.http import (
+    audit_routes,
+    auth_routes,
+    consent_routes,
+    errors,
+    ledger_routes,
+    log_routes,
+    records_routes,
+)
+from medledger.entrypoints.http.bearer import make_bearer_dependency
 from medledger.entrypoints.http.home import render_home
+from medledger.entrypoints.http.signed import SignedRequests
 from medledger.errors import AccessDeniedError, MedledgerError
+from medledger.services.tokens import TokenService
 
 log = logging.getLogger("medledger.node")
 
@@ -59,9 +74,13 @@ def create_app(
     *,
     authorize: Callable[[Request], None] = open_on_loopback,
     background: Sequence[BackgroundTask] = (),
+    base_url: str | None = None,
     routers: Sequence[APIRouter] = (),
     wait_final: Callable[[int, float], bool] | None = None,
 ) -> FastAPI:
+    """The node's app. ``base_url`` is the URL clients reach it at (default from node.toml's
+    host and port): the token endpoint's ``aud`` and the FHIR base (``{base_url}/fhir``) that
+    access tokens are issued for derive from it, never from a request's Host header."""
     tasks = [checkpointer(node), *background]
 
     @contextlib.asynccontextmanager
@@ -98,13 +117,56 @@ def create_app(
         app.include_router(extra)
 
     app.include_router(
-        records_routes.router(
-            records=node.records,
-            blobs=node.blobs,
-            network=node.genesis.network,
+        consent_routes.router(
+            state_get=node.ledger_store.state_get,
+            state_scan=lambda prefix, after, limit: node.ledger_store.state_scan(
+                prefix, after=after, limit=limit
+            ),
             authorize=authorize,
         )
     )
+    signed = SignedRequests(
+        network=node.genesis.network,
+        types=records_routes.REQUEST_TYPES | audit_routes.REQUEST_TYPES,
+        limits=TxLimits(),
+        seen=node.seen_requests,
+    )
+    app.include_router(
+        records_routes.router(
+            records=node.records, blobs=node.blobs, signed_requests=signed, authorize=authorize
+        )
+    )
+    app.include_router(
+        audit_routes.router(
+            access=node.access,
+            audit=node.audit,
+            node_did=node.key.did,
+            node_name=next(
+                (a.name for a in node.genesis.authorities if a.did == node.key.did), node.key.did
+            ),
+            is_reviewed=lambda event_id: (
+                node.ledger_store.state_get(review_key(event_id)) is not None
+            ),
+            signed_requests=signed,
+            authorize=authorize,
+        )
+    )
+
+    # SMART authorization (issue 6, ADR 0017): the token endpoint, and the FHIR routes'
+    # authentication, ``await app.state.bearer(request) -> Principal``, for tokens issued for
+    # ``app.state.fhir_base``.
+    base = (base_url or f"http://{node.settings.host}:{node.settings.port}").rstrip("/")
+    app.state.fhir_base = f"{base}/fhir"
+    tokens = TokenService(
+        node_key=node.key,
+        state_get=node.ledger_store.state_get,
+        token_endpoint=f"{base}/auth/token",
+        audience=app.state.fhir_base,
+        random_bytes=secrets.token_bytes,
+        seen=node.seen_requests,
+    )
+    app.include_router(auth_routes.router(tokens))
+    app.state.bearer = make_bearer_dependency(node.key.public_key, app.state.fhir_base, time.time)
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request) -> HTMLResponse:

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from medledger.errors import (
     AccessDeniedError,
+    AuthenticationError,
     ConfigurationError,
     ConflictError,
     InvalidInputError,
@@ -29,11 +30,15 @@ from medledger.errors import (
 
 log = logging.getLogger("medledger.http")
 
+#: RFC 6750 §3: what a 401 asks for (a bearer token this node issued).
+BEARER_CHALLENGE = 'Bearer realm="medledger", error="invalid_token"'
+
 #: Most specific first; the first match wins.
 STATUS_TABLE: tuple[tuple[type[MedledgerError], int, str], ...] = (
     (TooLargeError, 413, "too_large"),
     (InvalidInputError, 400, "invalid_input"),
     (NotFoundError, 404, "not_found"),
+    (AuthenticationError, 401, "unauthenticated"),
     (AccessDeniedError, 403, "forbidden"),
     (ConflictError, 409, "conflict"),
     (VerificationError, 422, "verification_failed"),
@@ -74,7 +79,10 @@ def install(app: FastAPI) -> None:
         reason = getattr(exc, "reason", None)  # intake and contract errors carry a stable code
         if isinstance(reason, str) and status < 500:
             code = reason
-        return JSONResponse(error_body(code, message, parameter), status_code=status)
+        headers = {"WWW-Authenticate": BEARER_CHALLENGE} if status == 401 else None
+        return JSONResponse(
+            error_body(code, message, parameter), status_code=status, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

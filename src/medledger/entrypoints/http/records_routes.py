@@ -1,11 +1,10 @@
 """Off-chain records over HTTP: the custodian's write, and signed requests to read, release a
 key or erase.
 
-A request to read, release or erase is a signed envelope (the transaction wire format, with
+A request to read, release or erase is a signed request (``medledger.entrypoints.http.signed``:
 type ``request.read`` / ``request.key_release`` / ``request.erase``) from the requester's
-did:key: the signature proves who asks, the network and a short expiry bind it, and a nonce
-seen before is refused (no replay). Requests are never put on the ledger; the decision each
-one gets is recorded as an access event.
+did:key. Requests are never put on the ledger; the decision each one gets is recorded as an
+access event. A ``justification`` (purpose BTG or ETREAT) asks for break-glass.
 """
 
 from __future__ import annotations
@@ -13,78 +12,38 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
-from medledger.core.access.custodial import AccessRequest, Action
+from medledger.core.access.gate import AccessRequest, Action
 from medledger.core.cid import is_cid
 from medledger.core.crypto.record_cipher import MAX_RECORD_PLAINTEXT
-from medledger.core.identity.did_key import is_did_key
 from medledger.core.ledger.canonical import canonical_document
-from medledger.core.ledger.envelope import (
-    TxLimits,
-    check_intake,
-    decode_transaction,
-    replayed_nonce_error,
-)
-from medledger.core.ledger.tx import SignedTransaction
 from medledger.entrypoints.http.ledger_routes import read_body
-from medledger.errors import InvalidInputError, OverloadedError
+from medledger.entrypoints.http.signed import (
+    PURPOSE,
+    SignedRequests,
+    did_field,
+    justification,
+    text_field,
+)
+from medledger.errors import InvalidInputError
 from medledger.ports import BlobStore
 from medledger.services.records import RecordService
 
-REQUEST_TYPES = frozenset({"request.read", "request.key_release", "request.erase"})
-REQUEST_TTL_S = 300
-MAX_REPLAY_ENTRIES = 100_000
 _RECORD_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 _RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
-_PURPOSE = re.compile(r"[A-Z][A-Z0-9\-]{1,31}")
 _HEX32 = re.compile(r"[0-9a-f]{64}")
 _ACTIONS: dict[str, Action] = {
     "request.read": "read",
     "request.key_release": "key-release",
     "request.erase": "erase",
 }
-
-
-class ReplayGuard:
-    """Nonces of signed requests seen within their validity window (bounded memory)."""
-
-    def __init__(self, max_entries: int = MAX_REPLAY_ENTRIES) -> None:
-        self._seen: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._max = max_entries
-
-    def check_and_remember(self, stx: SignedTransaction, now_s: int) -> None:
-        key = f"{stx.tx.sender}/{stx.tx.nonce}"
-        with self._lock:
-            if len(self._seen) >= self._max:
-                self._seen = {k: e for k, e in self._seen.items() if e > now_s}
-                if len(self._seen) >= self._max:
-                    raise OverloadedError("too many requests in flight: try again shortly")
-            expires = self._seen.get(key)
-            if expires is not None and expires > now_s:
-                raise replayed_nonce_error()
-            self._seen[key] = stx.tx.expires
-
-
-def _field(payload: Any, name: str, pattern: re.Pattern[str]) -> str:
-    value = payload.get(name)
-    if not isinstance(value, str) or not pattern.fullmatch(value):
-        raise InvalidInputError(f"{name} is missing or malformed", parameter=name)
-    return value
-
-
-def _patient(payload: Any) -> str:
-    value = payload.get("patient")
-    if not isinstance(value, str) or not is_did_key(value):
-        raise InvalidInputError("patient must be an Ed25519 did:key", parameter="patient")
-    return value
+REQUEST_TYPES = frozenset(_ACTIONS)
 
 
 def _version(payload: Any) -> int | None:
@@ -100,35 +59,21 @@ def router(
     *,
     records: RecordService,
     blobs: BlobStore,
-    network: str,
+    signed_requests: SignedRequests,
     authorize: Callable[[Request], None],
-    limits: TxLimits | None = None,
 ) -> APIRouter:
-    limits = limits or TxLimits()
-    guard = ReplayGuard()
     r = APIRouter(tags=["records"], dependencies=[Depends(authorize)])
 
-    async def signed(
-        request: Request, kind: Literal["request.read", "request.key_release", "request.erase"]
-    ) -> tuple[AccessRequest, Any]:
-        raw = await read_body(request, limits.max_tx_bytes)
-        stx = decode_transaction(raw, limits)
-        now = int(time.time())
-        check_intake(stx, network=network, now_s=now, known_types=REQUEST_TYPES, limits=limits)
-        if stx.tx.type != kind:
-            raise InvalidInputError(f"this endpoint takes a {kind} request", parameter="type")
-        if stx.tx.expires > now + REQUEST_TTL_S:
-            raise InvalidInputError(
-                f"a request must expire within {REQUEST_TTL_S} s", parameter="expires"
-            )
-        guard.check_and_remember(stx, now)
-        payload = stx.tx.payload
+    async def signed(request: Request, kind: str) -> tuple[AccessRequest, Any]:
+        verified = await signed_requests.verify(request, kind)
+        payload = verified.payload
         access = AccessRequest(
-            requester=stx.tx.sender,
-            patient=_patient(payload),
-            record_id=_field(payload, "record_id", _RECORD_ID),
+            requester=verified.sender,
+            patient=did_field(payload, "patient"),
+            record_id=text_field(payload, "record_id", _RECORD_ID),
             action=_ACTIONS[kind],
-            purpose=_field(payload, "purpose", _PURPOSE),
+            purpose=text_field(payload, "purpose", PURPOSE),
+            justification=justification(payload),
         )
         return access, payload
 
@@ -143,9 +88,9 @@ def router(
             raise InvalidInputError("content must be a JSON object", parameter="content")
         result = await run_in_threadpool(
             lambda: records.put(
-                patient=_patient(body),
-                record_id=_field(body, "record_id", _RECORD_ID),
-                resource_type=_field(body, "resource_type", _RESOURCE_TYPE),
+                patient=did_field(body, "patient"),
+                record_id=text_field(body, "record_id", _RECORD_ID),
+                resource_type=text_field(body, "resource_type", _RESOURCE_TYPE),
                 content=canonical_document(body["content"]),
                 now_s=int(time.time()),
             )
@@ -176,7 +121,7 @@ def router(
     @r.post("/records/key-release", summary="Release a data key to a session key (signed)")
     async def key_release(request: Request) -> dict[str, Any]:
         access, payload = await signed(request, "request.key_release")
-        session_key = bytes.fromhex(_field(payload, "session_key", _HEX32))
+        session_key = bytes.fromhex(text_field(payload, "session_key", _HEX32))
         release = await run_in_threadpool(
             records.release_key, access, _version(payload), session_key, int(time.time() * 1000)
         )

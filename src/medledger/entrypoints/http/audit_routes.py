@@ -1,0 +1,169 @@
+"""The patient's audit trail over HTTP: who tried to see their data, with a receipt per line.
+
+``POST /audit/events`` takes a signed ``request.list_audit`` from the patient, their delegate or
+a privacy officer of this node's organization (the access gate decides, and the listing is
+itself an access event). Each event comes with its receipt (``medledger receipt verify`` checks
+it offline) once its batch is anchored and covered by a signed checkpoint; ``wait_ms`` waits up
+to 2 s for receipts still pending. ``format: "fhir"`` returns the events as a FHIR R4 Bundle of
+IHE BALP ``AuditEvent``s instead.
+
+``POST /audit/reviews`` takes a signed ``request.review_queue`` from a privacy officer: this
+node's break-glass events nobody has reviewed yet. A review is an ``access.review``
+transaction, submitted like any other.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+
+from medledger.core.access.gate import AccessRequest, RecordFacts
+from medledger.core.audit.event import AccessEvent
+from medledger.core.audit.fhir import to_audit_events
+from medledger.core.identity.did_key import is_did_key
+from medledger.core.ledger.canonical import MAX_SAFE_INTEGER
+from medledger.entrypoints.http.signed import (
+    PURPOSE,
+    SignedRequests,
+    did_field,
+    optional_int,
+    optional_text,
+    text_field,
+)
+from medledger.errors import InvalidInputError, NotFoundError
+from medledger.services.access import AccessService
+from medledger.services.audit import AuditService
+
+LIST_AUDIT = "request.list_audit"
+REVIEW_QUEUE = "request.review_queue"
+REQUEST_TYPES = frozenset({LIST_AUDIT, REVIEW_QUEUE})
+MAX_LIST = 1000
+MAX_WAIT_MS = 2000
+_EVENT_ID = re.compile(r"[a-z2-7]{26}")
+_DECISION = re.compile(r"permit|deny|break-glass")
+
+
+def _optional_did(payload: Any, name: str) -> str | None:
+    return None if payload.get(name) is None else did_field(payload, name)
+
+
+def _format(payload: Any) -> str:
+    value = payload.get("format", "json")
+    if value not in ("json", "fhir"):
+        raise InvalidInputError("format must be json or fhir", parameter="format")
+    return str(value)
+
+
+def router(
+    *,
+    access: AccessService,
+    audit: AuditService,
+    node_did: str,
+    node_name: str,
+    is_reviewed: Callable[[str], bool],
+    signed_requests: SignedRequests,
+    authorize: Callable[[Request], None],
+) -> APIRouter:
+    r = APIRouter(tags=["audit"], dependencies=[Depends(authorize)])
+
+    def _with_receipts(events: list[AccessEvent], wait_ms: int) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + wait_ms / 1000
+        rows: list[dict[str, Any]] = []
+        for event in events:
+            receipt: bytes | None
+            try:
+                left = max(0.0, deadline - time.monotonic())
+                receipt = audit.wait_receipt(event.event_id, left) if left else None
+                if receipt is None:
+                    receipt = audit.receipt(event.event_id)
+            except NotFoundError:
+                receipt = None
+            rows.append(
+                {
+                    "event": event.to_json(),
+                    "reviewed": is_reviewed(event.event_id)
+                    if event.decision == "break-glass"
+                    else None,
+                    "receipt": None if receipt is None else receipt.decode(),
+                }
+            )
+        return rows
+
+    @r.post("/audit/events", summary="A patient's access events, each with its receipt (signed)")
+    async def list_events(request: Request) -> dict[str, Any]:
+        verified = await signed_requests.verify(request, LIST_AUDIT)
+        payload = verified.payload
+        patient = did_field(payload, "patient")
+        gate_request = AccessRequest(
+            requester=verified.sender,
+            patient=patient,
+            record_id=None,
+            action="list-audit",
+            purpose=text_field(payload, "purpose", PURPOSE),
+        )
+        filters = {
+            "since_ms": optional_int(payload, "since_ms", 0, MAX_SAFE_INTEGER),
+            "until_ms": optional_int(payload, "until_ms", 0, MAX_SAFE_INTEGER),
+            "actor": _optional_did(payload, "actor"),
+            "decision": optional_text(payload, "decision", _DECISION),
+            "purpose": optional_text(payload, "filter_purpose", PURPOSE),
+            "after_event_id": optional_text(payload, "after", _EVENT_ID),
+        }
+        limit = optional_int(payload, "limit", 1, MAX_LIST) or 100
+        wait_ms = optional_int(payload, "wait_ms", 0, MAX_WAIT_MS) or 0
+        output = _format(payload)
+        now_ms = int(time.time() * 1000)
+        await run_in_threadpool(
+            access.require, gate_request, RecordFacts(custodian=node_did), now_ms
+        )
+        events = await run_in_threadpool(
+            lambda: audit.list_events(patient, limit=limit, **filters)  # type: ignore[arg-type]
+        )
+        if output == "fhir":
+            # Only the patient, their delegate and privacy officers list: they may read a
+            # break-glass justification.
+            entries = [
+                {"resource": resource}
+                for event in events
+                for resource in to_audit_events(
+                    event, node_name=node_name, include_justification=True
+                )
+            ]
+            return {
+                "resourceType": "Bundle",
+                "type": "searchset",
+                "total": len(entries),
+                "entry": entries,
+            }
+        rows = await run_in_threadpool(_with_receipts, events, wait_ms)
+        return {"patient": patient, "events": rows, "count": len(rows)}
+
+    def _anchored_batch(event_id: str) -> str | None:
+        """The event's batch, once anchored (a review names an anchored batch); else None."""
+        try:
+            receipt = json.loads(audit.receipt(event_id))
+        except NotFoundError:
+            return None
+        return str(receipt["batch"]["batch_id"])
+
+    @r.post("/audit/reviews", summary="Break-glass events awaiting review (privacy officer)")
+    async def review_queue(request: Request) -> dict[str, Any]:
+        verified = await signed_requests.verify(request, REVIEW_QUEUE)
+        if not is_did_key(verified.sender):  # pragma: no cover - the envelope checked it
+            raise InvalidInputError("sender must be a did:key", parameter="sender")
+        await run_in_threadpool(access.require_privacy_officer, verified.sender, node_did)
+        events = await run_in_threadpool(
+            lambda: audit.break_glass_events(
+                node_did, unreviewed_only=True, is_reviewed=is_reviewed
+            )
+        )
+        rows = [{"event": e.to_json(), "batch_id": _anchored_batch(e.event_id)} for e in events]
+        return {"organization": node_did, "events": rows, "count": len(rows)}
+
+    return r

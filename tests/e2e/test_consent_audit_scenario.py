@@ -1,0 +1,213 @@
+"""Issue 5's scenario, through the CLI and the API alone, against a served node:
+
+a patient grants; a doctor reads (permitted, logged); another doctor is denied (logged); the
+patient revokes; the first doctor is now denied; an ER doctor breaks the glass (logged, flagged,
+queued for review); the patient lists all of it and verifies every receipt offline; the hospital's
+privacy officer reviews the break-glass on the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medledger.client import LedgerClient, new_transaction
+from medledger.core.audit.receipt import verify_event_receipt
+from medledger.core.note import parse_verifier_key
+
+from .cli import ok, refused, run
+from .conftest import DemoLedgerNode
+
+JUSTIFICATION = "Unconscious on arrival; allergy history needed before anaesthesia"
+
+
+def register(node: DemoLedgerNode) -> None:
+    """Setup, not under test: the demo's staff and patients on the ledger."""
+    keys = node.keys
+    staff = (
+        ("dr-house", "hospital", "physician"),
+        ("dr-er", "hospital", "emergency-physician"),
+        ("officer-hospital", "hospital", "privacy-officer"),
+        ("dr-clinic", "clinic", "physician"),
+    )
+    with LedgerClient(node.url) as client:
+        txs = [
+            (org, {"did": keys[n].did, "kind": "practitioner", "roles": [r],
+                   "organization": keys[org].did})
+            for n, org, r in staff
+        ] + [("hospital", {"did": keys[p].did, "kind": "patient", "roles": []})
+             for p in ("patient-1", "patient-2")]  # fmt: skip
+        for signer, payload in txs:
+            stx = new_transaction(
+                keys[signer],
+                network=node.network,
+                tx_type="participant.register",
+                payload=payload,
+                now_s=int(time.time()),
+            )
+            result = client.submit(stx)
+            assert result["ok"] or result["reason"] == "already_registered", result
+
+
+@pytest.fixture(scope="module")
+def scenario(demo_ledger_node: DemoLedgerNode, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    node = demo_ledger_node
+    register(node)
+    work = tmp_path_factory.mktemp("scenario")
+    record = work / "obs.json"
+    record.write_text(
+        json.dumps(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                "effectiveDateTime": "2026-11-01T09:30:00Z",
+                "valueQuantity": {"value": 72, "unit": "beats/min"},
+            }
+        )
+    )
+    patient = node.keys["patient-1"].did
+    ok(run("records", "put", "--node", node.url, "--patient", patient, "--record-id", "obs-hr",
+           "--type", "Observation", "--file", str(record)))  # fmt: skip
+    return node, work, patient
+
+
+def key(node: DemoLedgerNode, name: str) -> str:
+    return str(node.home / "demo-keys" / f"{name}.key")
+
+
+def get(node: DemoLedgerNode, who: str, patient: str, *extra: str) -> Any:
+    return run("records", "get", "--node", node.url, "--key", key(node, who), "--patient",
+               patient, "--record-id", "obs-hr", *extra)  # fmt: skip
+
+
+def test_the_whole_story_is_logged_and_every_receipt_verifies(scenario: Any) -> None:
+    node, work, patient = scenario
+    house = node.keys["dr-house"].did
+    # 1. the patient grants Dr House, for treatment, Observations only
+    out = ok(run("consent", "grant", "--node", node.url, "--key", key(node, "patient-1"),
+                 "--to", house, "--purpose", "TREAT", "--class", "Observation",
+                 "--id", "c-house"))  # fmt: skip
+    assert "granted c-house" in out
+    listing = ok(run("consent", "list", "--node", node.url, "--patient", patient))
+    assert "c-house" in listing and "active" in listing
+    # 2. Dr House reads: permitted, and the content verifies against the ledger
+    assert json.loads(ok(get(node, "dr-house", patient)))["valueQuantity"]["value"] == 72
+    # 3. a doctor of another organization is denied
+    refused(get(node, "dr-clinic", patient), "access denied")
+    # 4. the patient revokes; 5. Dr House is now denied
+    ok(run("consent", "revoke", "--node", node.url, "--key", key(node, "patient-1"),
+           "--id", "c-house"))  # fmt: skip
+    refused(get(node, "dr-house", patient), "access denied")
+    # 6. break-glass: refused without a justification, then permitted with one (flagged)
+    refused(get(node, "dr-er", patient, "--purpose", "ETREAT"), "break-glass-without-justification")
+    emergency = get(node, "dr-er", patient, "--purpose", "ETREAT", "--justification", JUSTIFICATION)
+    assert json.loads(ok(emergency))["status"] == "final"
+    assert "BREAK-GLASS" in emergency.stderr
+    # 7. the patient lists everything, with receipts
+    receipts = work / "receipts"
+    table = ok(run("audit", "list", "--node", node.url, "--key", key(node, "patient-1"),
+                   "--receipts", str(receipts)))  # fmt: skip
+    assert "BREAK-GLASS" in table and "awaiting review" in table
+    assert "denied" in table and "permitted" in table
+    with LedgerClient(node.url) as client:
+        log_key = client.verifier_key()
+    files = sorted(receipts.glob("*.json"))
+    verifier = parse_verifier_key(log_key)
+    events = [verify_event_receipt(f.read_bytes(), verifier) for f in files]
+    outcomes = sorted((e.actor, e.decision) for e in events if e.action == "key-release")
+    doctor = {node.keys[n].did: n for n in ("dr-house", "dr-clinic", "dr-er")}
+    assert sorted((doctor[a], d) for a, d in outcomes) == sorted(
+        [
+            ("dr-house", "permit"),
+            ("dr-clinic", "deny"),
+            ("dr-house", "deny"),
+            ("dr-er", "deny"),
+            ("dr-er", "break-glass"),
+        ]
+    )
+    # ... and the CLI verifies each receipt offline, trusting only the log key
+    for f in files:
+        assert "OK" in ok(run("receipt", "verify", str(f), "--key", log_key))
+    # 8. the privacy officer sees the break-glass in the review queue and rules on it
+    queue = ok(run("audit", "reviews", "--node", node.url, "--key", key(node, "officer-hospital")))
+    [glass] = [e for e in events if e.decision == "break-glass"]
+    assert glass.event_id in queue and "1 awaiting review" in queue
+    batch = json.loads(files[[e.event_id for e in events].index(glass.event_id)].read_text())
+    ok(run("audit", "review", "--node", node.url, "--key", key(node, "officer-hospital"),
+           "--event-id", glass.event_id, "--batch-id", batch["batch"]["batch_id"],
+           "--outcome", "justified"))  # fmt: skip
+    queue = ok(run("audit", "reviews", "--node", node.url, "--key", key(node, "officer-hospital")))
+    assert "0 awaiting review" in queue
+    table = ok(run("audit", "list", "--node", node.url, "--key", key(node, "patient-1"),
+                   "--decision", "break-glass"))  # fmt: skip
+    assert "(reviewed)" in table
+
+
+def test_a_tampered_receipt_fails_loudly(scenario: Any, tmp_path: Path) -> None:
+    node, work, _ = scenario
+    receipts = sorted((work / "receipts").glob("*.json"))
+    if not receipts:
+        pytest.fail("run after the story test: it writes the receipts")
+    body = json.loads(receipts[0].read_text())
+    body["event"]["decision"] = "permit" if body["event"]["decision"] != "permit" else "deny"
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(body))
+    with LedgerClient(node.url) as client:
+        log_key = client.verifier_key()
+    refused(run("receipt", "verify", str(tampered), "--key", log_key), "does not verify")
+
+
+def test_a_patient_listing_another_patients_events_is_denied(scenario: Any) -> None:
+    node, _, patient = scenario
+    refused(run("audit", "list", "--node", node.url, "--key", key(node, "patient-2"),
+                "--patient", patient), "not-patient-delegate-or-privacy-officer")  # fmt: skip
+
+
+def test_a_doctor_cannot_list_a_patients_events(scenario: Any) -> None:
+    node, _, patient = scenario
+    refused(run("audit", "list", "--node", node.url, "--key", key(node, "dr-house"),
+                "--patient", patient), "access denied")  # fmt: skip
+
+
+def test_break_glass_from_a_role_without_emergency_rights_is_denied(scenario: Any) -> None:
+    node, _, patient = scenario
+    refused(get(node, "dr-clinic", patient, "--purpose", "BTG", "--justification", JUSTIFICATION),
+            "break-glass-role-not-allowed")  # fmt: skip
+
+
+def test_only_a_privacy_officer_sees_the_review_queue(scenario: Any) -> None:
+    node, _, _ = scenario
+    refused(run("audit", "reviews", "--node", node.url, "--key", key(node, "dr-er")),
+            "privacy officer")  # fmt: skip
+
+
+def test_a_grant_signed_by_someone_else_is_refused_by_the_ledger(scenario: Any) -> None:
+    node, _, patient = scenario
+    refused(run("consent", "grant", "--node", node.url, "--key", key(node, "dr-house"),
+                "--patient", patient, "--to", node.keys["dr-house"].did),
+            "not_patient_or_delegate")  # fmt: skip
+
+
+def test_a_consent_exports_as_fhir(scenario: Any) -> None:
+    node, _, patient = scenario
+    resource = json.loads(ok(run("consent", "export", "--node", node.url, "--patient", patient,
+                                 "--id", "c-house")))  # fmt: skip
+    assert resource["resourceType"] == "Consent" and resource["status"] == "inactive"
+
+
+def test_the_audit_trail_exports_as_balp_audit_events(scenario: Any) -> None:
+    from fhir.resources.R4B.auditevent import AuditEvent
+
+    node, _, _ = scenario
+    bundle = json.loads(ok(run("audit", "list", "--node", node.url, "--key",
+                               key(node, "patient-1"), "--fhir")))  # fmt: skip
+    assert bundle["resourceType"] == "Bundle" and bundle["entry"]
+    resources = [AuditEvent.model_validate(e["resource"]) for e in bundle["entry"]]
+    profiles = {p for r in resources for p in (r.meta.profile if r.meta else [])}
+    assert any("AuthZconsent" in p for p in profiles)
+    assert any("PatientRead" in p for p in profiles)
