@@ -143,9 +143,7 @@ class HttpForwarder:
         if r.status_code == 404:
             raise NotFoundError("the custodian does not hold that record version")
         if r.status_code != 200:
-            raise NetworkError(
-                f"the custodian {url} answered HTTP {r.status_code}: {r.text[:200]}"
-            )
+            raise NetworkError(f"the custodian {url} answered HTTP {r.status_code}: {r.text[:200]}")
         try:
             body: dict[str, Any] = r.json()
         except ValueError as e:
