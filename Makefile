@@ -6,7 +6,9 @@ STAMP  := $(VENV)/.installed
 HOME_DIR ?= .medledger-demo
 PORT   ?= 8000
 
-.PHONY: run test test-slow bench lint lock clean
+ETCD   := /usr/bin/etcd
+
+.PHONY: run test test-slow bench lint lock clean etcd
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,16 +16,23 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $(STAMP)
 
+# The consortium's ordering cluster (issue 7): Debian's etcd-server, installed when missing.
+$(ETCD):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server)
+
+etcd: $(ETCD)
+
 run: $(STAMP)
 	$(BIN)/medledger demo --home $(HOME_DIR) --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) $(ETCD)
 	$(BIN)/python -m pytest -p no:cacheprovider
 
-test-slow: $(STAMP)
+test-slow: $(STAMP) $(ETCD)
 	$(BIN)/python -m pytest -p no:cacheprovider -m slow
 
-bench: $(STAMP)
+bench: $(STAMP) $(ETCD)
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)

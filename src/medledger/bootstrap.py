@@ -30,6 +30,7 @@ import secrets
 import threading
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +47,7 @@ from medledger.config import LogConfig
 from medledger.core.identity.keys import ParticipantKey, encryption_keypair
 from medledger.core.ledger.contracts import default_contracts
 from medledger.core.ledger.genesis import Authority, Genesis, parse_genesis
-from medledger.core.ledger.runtime import Runtime
+from medledger.core.ledger.runtime import Contract, Runtime
 from medledger.core.note import Signer, format_signer_key, parse_signer_key
 from medledger.errors import ConfigurationError, MedledgerError
 from medledger.services.access import AccessService
@@ -256,14 +257,22 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def open_node(home: Path, *, passphrase: str | None = None) -> Node:
+def open_node(
+    home: Path,
+    *,
+    passphrase: str | None = None,
+    extra_contracts: Sequence[Contract] = (),
+    genesis_authority: bool = True,
+) -> Node:
+    """Wire a node from its home. A consortium node (issue 7) adds the governance contract
+    and may hold a key that becomes an authority only later (``genesis_authority=False``)."""
     settings = load_settings(home)
     signer = load_signer(home)
     if signer.name != settings.origin:
         raise ConfigurationError("the log signer key is not named after the log's origin")
     genesis = load_genesis(home)
     key = read_key_file(home / NODE_KEY_FILE, passphrase or load_passphrase(home))
-    if key.did not in {a.did for a in genesis.authorities}:
+    if genesis_authority and key.did not in {a.did for a in genesis.authorities}:
         raise ConfigurationError("this node's key is not a genesis authority (solo proposer)")
     config = LogConfig(origin=settings.origin, checkpoint_interval_s=settings.checkpoint_interval_s)
     for db in (LOG_DB_FILE, LEDGER_DB_FILE):
@@ -279,7 +288,7 @@ def open_node(home: Path, *, passphrase: str | None = None) -> Node:
         log=log,
         proposer=key,
         ordering=ordering,
-        runtime=Runtime(default_contracts()),
+        runtime=Runtime([*default_contracts(), *extra_contracts]),
     )
     vault = SqliteKeyVault(_data_path(home, KEYS_DB_FILE))
     blobs = FilesystemBlobStore(_data_path(home, BLOBS_DIR))

@@ -143,16 +143,19 @@ class LedgerNode:
         return self._runtime.tx_types
 
     # --- recovery ---------------------------------------------------------------------------
-    def start(self, now_ms: int) -> None:
-        """Create the genesis block on a fresh ledger; repair a torn block/log commit."""
+    def start(self, now_ms: int, *, proposer: str | None = None) -> None:
+        """Create the genesis block on a fresh ledger; repair a torn block/log commit.
+
+        A consortium (ADR 0016) passes the genesis time and first authority, so that every
+        node's block 0 is the same."""
         stored = self._store.genesis()
         if stored is None:
-            self._commit_genesis(now_ms)
+            self._commit_genesis(now_ms, proposer or self._proposer.did)
         elif stored != self.genesis.to_json():
             raise StorageError("the ledger was created from a different genesis")
         self._recover_log()
 
-    def _commit_genesis(self, now_ms: int) -> None:
+    def _commit_genesis(self, now_ms: int, proposer: str) -> None:
         writes = genesis_writes(self.genesis)
         state_root = self._store.state.stage(dict(writes))
         size, root = self._log.head()
@@ -167,7 +170,7 @@ class LedgerNode:
             state_root=state_root,
             log_size=size,
             log_root=root,
-            proposer=self._proposer.did,
+            proposer=proposer,
         )
         block = self._sign(header)
         self._store.commit_block(block, [], genesis=self.genesis.to_json())
@@ -244,8 +247,13 @@ class LedgerNode:
     def stop(self) -> None:
         self._stopping.set()
 
-    def build_block(self, batch: Sequence[bytes], now_ms: int) -> Block | None:
-        """Apply an ordered batch, commit the block, append its log entries."""
+    def build_block(
+        self, batch: Sequence[bytes], now_ms: int, *, proposer: str | None = None
+    ) -> Block | None:
+        """Apply an ordered batch, commit the block, append its log entries.
+
+        ``proposer`` (consortium, ADR 0016): the batch's submitter, named in the header so
+        every node builds the same block; the stored signature is still this node's own."""
         with self._build_lock:
             taken = [stx for stx in map(self._take, batch) if stx is not None]
             latest = self._store.latest()
@@ -253,9 +261,8 @@ class LedgerNode:
                 raise StorageError("no genesis block: call start() first")
             prev = BlockHeader.from_json(_json(latest.header))
             height = prev.height + 1
-            ctx = BlockContext(
-                self.network, height, max(now_ms, prev.time_ms + 1), self._proposer.did
-            )
+            proposer_did = proposer or self._proposer.did
+            ctx = BlockContext(self.network, height, max(now_ms, prev.time_ms + 1), proposer_did)
             stxs = self._drop_duplicates(taken)
             if not stxs:
                 return None
@@ -277,7 +284,7 @@ class LedgerNode:
                 state_root=state_root,
                 log_size=log_size,
                 log_root=log_root,
-                proposer=self._proposer.did,
+                proposer=proposer_did,
             )
             block = self._sign(header)
             first_log_index = log_size - len(entries)

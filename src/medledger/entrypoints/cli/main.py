@@ -22,6 +22,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from medledger.errors import MedledgerError
 
 if TYPE_CHECKING:
+    from medledger.adapters.sqlite_ledger import SqliteLedger
+    from medledger.core.ledger.genesis import Genesis
+    from medledger.core.ledger.runtime import Contract
     from medledger.core.note import NoteVerifier
 
 app = typer.Typer(
@@ -128,6 +131,14 @@ def init(
 
 def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> None:
     import uvicorn
+
+    from medledger.bootstrap_consortium import is_consortium_home
+
+    if not demo and is_consortium_home(home):  # issue 7: blocks come from the etcd log
+        from medledger.entrypoints.cli.network_cmd import serve_consortium
+
+        serve_consortium(home, host, port)
+        return
 
     from medledger.bootstrap import open_node
     from medledger.core.note import format_verifier_key
@@ -450,13 +461,15 @@ def chain_verify(home: HomeOption = Path(".medledger")) -> None:
                 progress_bar("replaying blocks", offset=1) as progress,
             ):
                 scratch = ScratchState(conn)
+                contracts, signers = _consortium_chain_rules(home, genesis, ledger)
                 report = verify_chain(
                     ledger,
                     genesis,
-                    Runtime(default_contracts()),
+                    Runtime([*default_contracts(), *contracts]),
                     scratch,
                     log_store,
                     progress=progress,
+                    node_signers=signers,
                 )
                 verify_live_state(
                     ledger.state_root(),
@@ -476,11 +489,35 @@ def chain_verify(home: HomeOption = Path(".medledger")) -> None:
     )
 
 
+def _consortium_chain_rules(
+    home: Path, genesis: Genesis, ledger: SqliteLedger
+) -> tuple[list[Contract], list[str]]:
+    """A consortium home (ADR 0016): the governance contract, and every authority's signature
+    accepted on a header (each node stores its own)."""
+    from medledger.bootstrap_consortium import is_consortium_home
+    from medledger.core.ledger.contracts.governance import (
+        GovernanceContract,
+        current_authorities,
+    )
+
+    if not is_consortium_home(home):
+        return [], []
+
+    class _Committed:
+        def get(self, key: str) -> bytes | None:
+            return ledger.state_get(key)
+
+    dids = [a.did for a in genesis.authorities]
+    ever = sorted({*dids, *current_authorities(_Committed(), dids)})
+    return [GovernanceContract(dids)], ever
+
+
 def _register_subcommands() -> None:
     from medledger.entrypoints.cli import (
         audit_cmd,
         consent_cmd,
         escrow_cmd,
+        network_cmd,
         records_cmd,
         recovery,
         token_cmd,
@@ -492,6 +529,7 @@ def _register_subcommands() -> None:
     escrow_cmd.register(app)
     token_cmd.register(app)
     recovery.register(keys_app)
+    network_cmd.register(app)
 
 
 _register_subcommands()

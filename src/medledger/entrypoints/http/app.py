@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
@@ -78,6 +78,8 @@ def create_app(
     background: Sequence[BackgroundTask] = (),
     base_url: str | None = None,
     fhir_principal: fhir_routes.PrincipalDependency | None = None,
+    routers: Sequence[APIRouter] = (),
+    wait_final: Callable[[int, float], bool] | None = None,
 ) -> FastAPI:
     """The node's app. ``base_url`` is the URL clients reach it at (default from node.toml's
     host and port): the token endpoint's ``aud`` and the FHIR base (``{base_url}/fhir``) that
@@ -112,8 +114,12 @@ def create_app(
                 prefix, after=after, limit=limit
             ),
             authorize=authorize,
+            wait_final=wait_final,
         )
     )
+    for extra in routers:  # e.g. the consortium's peer API
+        app.include_router(extra)
+
     app.include_router(
         consent_routes.router(
             state_get=node.ledger_store.state_get,

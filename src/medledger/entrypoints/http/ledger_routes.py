@@ -112,6 +112,17 @@ def _record_heads(
     return heads[:limit]
 
 
+async def _finality(
+    wait: str, status: TxStatus, wait_final: Callable[[int, float], bool] | None, timeout: float
+) -> dict[str, bool]:
+    """``{"final": ...}`` when the caller asked for ``wait=final`` (ADR 0016)."""
+    if wait != "final" or status.height is None:
+        return {}
+    if wait_final is None:
+        return {"final": True}
+    return {"final": await run_in_threadpool(wait_final, status.height, timeout)}
+
+
 def router(
     *,
     ledger: LedgerNode,
@@ -120,21 +131,24 @@ def router(
     state_scan: Callable[[str, str, int], list[tuple[str, bytes]]],
     authorize: Callable[[Request], None],
     limits: TxLimits | None = None,
+    wait_final: Callable[[int, float], bool] | None = None,
 ) -> APIRouter:
+    # wait_final(height, timeout_s): a consortium's finality (ADR 0016); without it, a
+    # committed block is final (a solo node is the one authority).
     limits = limits or TxLimits()
     r = APIRouter(prefix="/ledger", tags=["ledger"], dependencies=[Depends(authorize)])
 
     @r.post("/transactions", summary="Submit a signed transaction", status_code=202)
     async def submit(
         request: Request,
-        wait: Annotated[Literal["none", "commit"], Query()] = "none",
+        wait: Annotated[Literal["none", "commit", "final"], Query()] = "none",
         timeout: Annotated[float, Query(gt=0, le=MAX_WAIT_S)] = 10.0,
     ) -> JSONResponse:
         raw = await read_body(request, limits.max_tx_bytes)
         status = await run_in_threadpool(ledger.submit, raw, int(time.time()))
-        if wait == "commit":
+        if wait in ("commit", "final"):
             status = await run_in_threadpool(ledger.wait, status.tx_id, timeout)
-        body = status_json(status)
+        body = {**status_json(status), **await _finality(wait, status, wait_final, timeout)}
         if status.status == "committed" and status.log_index is not None:
             receipt = await run_in_threadpool(log.receipt, status.log_index)
             body["receipt"] = receipt.decode()
