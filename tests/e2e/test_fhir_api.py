@@ -331,3 +331,18 @@ def test_type_history_and_provenance_search_hold_only_permitted_versions(
             "/Provenance", params={"target": f"Observation/{world['obs2'][0]['id']}"}
         )
         assert hidden.json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "authorization", [None, "Bearer not-a-token", "Bearer a.b.c", "Basic dXNlcjpwYXNz"]
+)
+def test_a_request_without_a_valid_token_is_401_with_an_operation_outcome(
+    fhir_node: FhirNode, authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    response = httpx.get(fhir_node.url + "fhir/Patient", headers=headers, timeout=30)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "login"

@@ -13,6 +13,7 @@ from typing import Any
 
 from medledger.errors import (
     AccessDeniedError,
+    AuthenticationError,
     ConfigurationError,
     ConflictError,
     GoneError,
@@ -51,6 +52,7 @@ OUTCOME_TABLE: tuple[tuple[type[MedledgerError], int, str], ...] = (
     (InvalidInputError, 400, "invalid"),
     (GoneError, 410, "deleted"),
     (NotFoundError, 404, "not-found"),
+    (AuthenticationError, 401, "login"),
     (AccessDeniedError, 403, "forbidden"),
     (PreconditionFailedError, 412, "conflict"),
     (ConflictError, 409, "conflict"),

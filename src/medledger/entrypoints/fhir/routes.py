@@ -40,6 +40,7 @@ from medledger.entrypoints.fhir.outcome import (
     operation_outcome,
     outcome_for,
 )
+from medledger.entrypoints.http.errors import BEARER_CHALLENGE
 from medledger.entrypoints.http.ledger_routes import read_body
 from medledger.errors import InvalidInputError, MedledgerError, NotFoundError
 from medledger.services.fhir import FhirService, HistoryEntry, SearchResult, Written
@@ -82,7 +83,10 @@ class FhirRoute(APIRoute):
                 return await handler(request)
             except MedledgerError as e:
                 status, outcome = outcome_for(e)
-                return fhir_response(outcome, status)
+                response = fhir_response(outcome, status)
+                if status == 401:  # RFC 6750 §3: say how to authenticate
+                    response.headers["WWW-Authenticate"] = BEARER_CHALLENGE
+                return response
 
         return guarded
 
