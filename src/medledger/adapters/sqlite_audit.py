@@ -39,7 +39,7 @@ from typing import Any, Final
 
 from medledger.adapters.audit_segments import DEFAULT_MAX_BYTES, Segments
 from medledger.adapters.sqlite_audit_index import AuditIndex
-from medledger.adapters.sqlite_connect import connect
+from medledger.adapters.sqlite_connect import connect, write_transaction
 from medledger.core.audit.batch import SealedBatch
 from medledger.core.audit.event import AccessEvent, parse_event
 from medledger.core.audit.query import EventQuery
@@ -208,14 +208,8 @@ class SqliteAuditStore:
 
     @contextlib.contextmanager
     def _tx(self, doing: str) -> Iterator[sqlite3.Connection]:
-        with self._lock, _errors(doing):
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with _errors(doing), write_transaction(self._conn, self._lock) as conn:
+            yield conn
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._read_lock, _errors("read"):

@@ -6,7 +6,10 @@ readers open the file read-only through a ``file:`` URI, so a reader can never w
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from medledger.errors import StorageError
@@ -28,3 +31,19 @@ def connect(path: Path, *, readonly: bool, what: str) -> sqlite3.Connection:
     except sqlite3.Error as e:
         raise StorageError(f"cannot open the {what} database: {e}") from e
     return conn
+
+
+@contextlib.contextmanager
+def write_transaction(
+    conn: sqlite3.Connection, lock: threading.Lock
+) -> Iterator[sqlite3.Connection]:
+    """One writer's ``BEGIN IMMEDIATE`` ... ``COMMIT`` under ``lock``, rolled back on any
+    error (the caller maps ``sqlite3.Error`` to its own ``StorageError`` message)."""
+    with lock:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from medledger.adapters.sqlite_connect import connect
+from medledger.adapters.sqlite_connect import connect, write_transaction
 from medledger.core.fhir.rows import Activity, Head, VersionAnchor
 from medledger.core.fhir.search import Clause, SearchQuery
 from medledger.errors import StorageError
@@ -70,14 +70,8 @@ class SqliteFhirIndex:
 
     @contextlib.contextmanager
     def _tx(self, doing: str) -> Iterator[sqlite3.Connection]:
-        with self._lock, _errors(doing):
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with _errors(doing), write_transaction(self._conn, self._lock) as conn:
+            yield conn
 
     def _read(self, sql: str, args: Sequence[object]) -> list[tuple[object, ...]]:
         with self._lock, _errors("read"):

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from medledger.adapters.sqlite_connect import connect
+from medledger.adapters.sqlite_connect import connect, write_transaction
 from medledger.errors import StorageError
 from medledger.ports import KeyedVersion
 
@@ -71,14 +71,8 @@ class SqliteKeyVault:
 
     @contextlib.contextmanager
     def _tx(self, doing: str) -> Iterator[sqlite3.Connection]:
-        with self._lock, _errors(doing):
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with _errors(doing), write_transaction(self._conn, self._lock) as conn:
+            yield conn
 
     def save_pending(self, version: KeyedVersion, wraps: Sequence[tuple[str, bytes]]) -> None:
         """Keep a version's key material before its anchor is submitted (not yet readable)."""
