@@ -230,6 +230,10 @@ def test_break_glass_from_role_without_emergency_rights_is_denied(granted: DictS
 def test_break_glass_within_an_open_window_reuses_its_justification(granted: DictState) -> None:
     decision = decide(granted, DR_ER, purpose="BTG", open_break_glass=JUSTIFICATION)
     assert decision.break_glass and decision.justification == JUSTIFICATION
+    # marked, so that it does not open a window of its own (the time box cannot be stretched)
+    assert decision.reasons[:2] == ("break-glass", "break-glass-window")
+    justified = decide(granted, DR_ER, purpose="BTG", justification=JUSTIFICATION)
+    assert "break-glass-window" not in justified.reasons
 
 
 def test_break_glass_at_an_inactive_organization_is_denied() -> None:

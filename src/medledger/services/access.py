@@ -24,6 +24,7 @@ from typing import Protocol
 
 from medledger.core.access.gate import (
     BREAK_GLASS_PURPOSES,
+    BREAK_GLASS_WINDOW,
     BREAK_GLASS_WINDOW_MS,
     AccessDecision,
     AccessRequest,
@@ -41,6 +42,8 @@ from medledger.errors import AccessDeniedError
 #: How long a permitted request waits for its event to be durable before giving up.
 DURABLE_WAIT_S = 10.0
 _INDEX_CACHE = 4096
+#: Break-glass events of one practitioner for one patient looked at to find an open window.
+MAX_WINDOW_EVENTS = 1000
 
 
 class Ticket(Protocol):
@@ -103,9 +106,11 @@ class AccessService:
             since_ms=now_ms - BREAK_GLASS_WINDOW_MS,
             actor=request.requester,
             decision="break-glass",
-            limit=1,
+            limit=MAX_WINDOW_EVENTS,
         )
-        return recent[0].justification if recent else None
+        # Only a break-glass that carried its own justification opens a window.
+        openers = [e for e in recent if BREAK_GLASS_WINDOW not in e.reasons]
+        return openers[-1].justification if openers else None
 
     def decide(
         self,

@@ -54,6 +54,8 @@ MIN_JUSTIFICATION: Final = 10
 MAX_JUSTIFICATION: Final = 500
 #: How long one justified break-glass covers the same practitioner and patient.
 BREAK_GLASS_WINDOW_MS: Final = 60 * 60 * 1000
+#: The reason a break-glass carries when it reused an open window's justification.
+BREAK_GLASS_WINDOW: Final = "break-glass-window"
 
 Basis = Literal["patient", "custodian", "consent", "delegate", "privacy-officer", "break-glass"]
 
@@ -250,9 +252,12 @@ def _break_glass(
     justification = request.justification or open_justification
     if justification is None:
         return _deny(*consent.reasons, "break-glass-without-justification", consents=matched)
+    # Within an open window the reason says so: only a justified break-glass opens a window,
+    # so continued use cannot stretch one past BREAK_GLASS_WINDOW_MS.
+    window = () if request.justification else (BREAK_GLASS_WINDOW,)
     return AccessDecision(
         True,
-        ("break-glass", *consent.reasons),
+        ("break-glass", *window, *consent.reasons),
         basis="break-glass",
         consents=matched,
         break_glass=True,
