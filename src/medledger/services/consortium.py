@@ -146,6 +146,9 @@ class ConsortiumSettings:
     reforward_s: float = 5.0
     #: defragment the members (one at a time) every this many prunes
     defragment_every: int = 100
+    #: a node whose next block stays without a quorum of votes this long (they may have been
+    #: pruned from etcd before it read them) asks its peers for the block's certificate
+    certificate_fallback_s: float = 3.0
 
 
 class ConsortiumNode:
@@ -190,6 +193,7 @@ class ConsortiumNode:
         self._threads: list[threading.Thread] = []
         self._last_batch_ms = 0
         self._prunes = 0
+        self._stuck_since: float | None = None  # since when the next block awaits its quorum
         self._forwarded: dict[bytes, float] = {}
         self._forwarded_lock = threading.Lock()
         self.stats: dict[str, float] = {
@@ -487,7 +491,9 @@ class ConsortiumNode:
             votes = [v for (height, _), v in self._verified.items() if height == h]
             result = evaluate_finality(h, votes, authorities)
             if not result.is_final or result.final_hash is None:
+                self._maybe_certify_from_peers(h)
                 return
+            self._stuck_since = None
             own = self._own_hash(h)
             if own is None:
                 return
@@ -510,6 +516,61 @@ class ConsortiumNode:
             self._own.pop(h, None)
             for key in [k for k in self._verified if k[0] <= h]:
                 del self._verified[key]
+
+    def _maybe_certify_from_peers(self, height: int) -> None:
+        """Finality's fallback: a block this node applied has waited ``certificate_fallback_s``
+        for a quorum of votes (the submitter prunes old votes from etcd, so a node that read
+        its blocks late may never see them): take the certificates of it and the blocks after
+        it from a peer instead -- > 2/3 authority cosignatures, each verified, naming this
+        node's own block hashes."""
+        if self._own_hash(height) is None or self.fetch_block is None or not self.peers:
+            self._stuck_since = None
+            return
+        now = time.monotonic()
+        if self._stuck_since is None:
+            self._stuck_since = now
+        if now - self._stuck_since < self.settings.certificate_fallback_s:
+            return
+        authorities = self.authorities()
+        for peer in self.peers:
+            while (own := self._own_hash(height)) is not None and self.store.alarm() is None:
+                if not self._certify_from(peer, height, own, authorities):
+                    break
+                height += 1
+        self._stuck_since = None
+
+    def _certify_from(
+        self, peer: str, height: int, own: bytes, authorities: Collection[str]
+    ) -> bool:
+        """Whether ``peer`` gave a valid certificate for our block ``height`` (then final)."""
+        assert self.fetch_block is not None
+        try:
+            data = self.fetch_block(peer, height)
+            if data is None:
+                return False
+            position, block_hash, cert = _verified_certificate(
+                data, height, self.ledger.network, authorities
+            )
+        except MedledgerError as e:
+            log.warning("certificate of block %d from %s: %s", height, peer, e)
+            return False
+        if not hmac.compare_digest(block_hash, own):
+            message = (
+                f"block {height}: this node's header {own.hex()[:16]} differs from the "
+                f"certified {block_hash.hex()[:16]}: stopped applying"
+            )
+            log.critical(message)
+            self.store.raise_alarm(height, message)
+            return False
+        self.store.save_final(height, block_hash, position, cert)
+        with self._final:
+            self._final_height = height
+            self._final.notify_all()
+        self._own.pop(height, None)
+        for key in [k for k in self._verified if k[0] <= height]:
+            del self._verified[key]
+        self.stats["certified_from_peers"] = self.stats.get("certified_from_peers", 0) + 1
+        return True
 
     # --- catch-up from peers -----------------------------------------------------------------
     def _catch_up_from_peers(self, position: int, floor: int) -> int:
