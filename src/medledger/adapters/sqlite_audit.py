@@ -39,7 +39,7 @@ from typing import Any, Final
 
 from medledger.adapters.audit_segments import DEFAULT_MAX_BYTES, Segments
 from medledger.adapters.sqlite_audit_index import AuditIndex
-from medledger.adapters.sqlite_connect import connect, write_transaction
+from medledger.adapters.sqlite_connect import connect, storage_errors, write_transaction
 from medledger.core.audit.batch import SealedBatch
 from medledger.core.audit.event import AccessEvent, parse_event
 from medledger.core.audit.query import EventQuery
@@ -101,12 +101,8 @@ class StoredEvent:
     index: int
 
 
-@contextlib.contextmanager
-def _errors(doing: str) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as e:
-        raise StorageError(f"audit store {doing} failed: {e}") from e
+def _errors(doing: str) -> contextlib.AbstractContextManager[None]:
+    return storage_errors("audit store", doing)
 
 
 def _uint32s(values: Sequence[int]) -> bytes:

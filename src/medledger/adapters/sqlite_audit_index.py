@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import sqlite3
 import struct
 import threading
 import time
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from medledger.adapters.sqlite_connect import connect
+from medledger.adapters.sqlite_connect import connect, storage_errors
 from medledger.errors import StorageError, TamperError
 
 log = logging.getLogger("medledger.audit")
@@ -54,12 +53,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) W
 Position = tuple[int, int]
 
 
-@contextlib.contextmanager
-def _errors(doing: str) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as e:
-        raise StorageError(f"audit index {doing} failed: {e}") from e
+def _errors(doing: str) -> contextlib.AbstractContextManager[None]:
+    return storage_errors("audit index", doing)
 
 
 @dataclass

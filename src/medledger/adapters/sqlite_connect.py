@@ -47,3 +47,14 @@ def write_transaction(
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+@contextlib.contextmanager
+def storage_errors(what: str, doing: str, *, detail: bool = True) -> Iterator[None]:
+    """``sqlite3.Error`` as ``StorageError("<what> <doing> failed: ...")``; without
+    ``detail`` only the error's type is named (a store whose messages could echo PHI)."""
+    try:
+        yield
+    except sqlite3.Error as e:
+        reason = str(e) if detail else type(e).__name__
+        raise StorageError(f"{what} {doing} failed: {reason}") from e

@@ -18,10 +18,9 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from medledger.adapters.sqlite_connect import connect, write_transaction
+from medledger.adapters.sqlite_connect import connect, storage_errors, write_transaction
 from medledger.core.fhir.rows import Activity, Head, VersionAnchor
 from medledger.core.fhir.search import Clause, SearchQuery
-from medledger.errors import StorageError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS heads (
@@ -41,12 +40,8 @@ CREATE INDEX IF NOT EXISTS params_id ON params (type, id);
 Row = tuple[str, str, int | None, int | None]
 
 
-@contextlib.contextmanager
-def _errors(doing: str) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as e:
-        raise StorageError(f"FHIR index {doing} failed: {type(e).__name__}") from e
+def _errors(doing: str) -> contextlib.AbstractContextManager[None]:
+    return storage_errors("FHIR index", doing, detail=False)
 
 
 def _head(row: Sequence[object]) -> Head:

@@ -17,8 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from medledger.adapters.sqlite_connect import connect, write_transaction
-from medledger.errors import StorageError
+from medledger.adapters.sqlite_connect import connect, storage_errors, write_transaction
 from medledger.ports import KeyedVersion
 
 _SCHEMA = """
@@ -34,12 +33,8 @@ CREATE TABLE IF NOT EXISTS wraps (
 """
 
 
-@contextlib.contextmanager
-def _errors(doing: str) -> Iterator[None]:
-    try:
-        yield
-    except sqlite3.Error as e:
-        raise StorageError(f"key vault {doing} failed: {e}") from e
+def _errors(doing: str) -> contextlib.AbstractContextManager[None]:
+    return storage_errors("key vault", doing)
 
 
 class SqliteKeyVault:
