@@ -8,7 +8,7 @@ PORT   ?= 8000
 
 ETCD   := /usr/bin/etcd
 
-.PHONY: run test test-slow bench lint lock clean etcd
+.PHONY: run test test-slow bench lint lock clean etcd chromium
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,13 +23,22 @@ $(ETCD):
 
 etcd: $(ETCD)
 
+# The portal's browser tests (issue 8): Debian's Chromium, driven by the Python playwright package
+# with executable_path, never a browser download.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+chromium: $(CHROMIUM)
+
 run: $(STAMP)
 	$(BIN)/medledger demo --home $(HOME_DIR) --port $(PORT)
 
-test: $(STAMP) $(ETCD)
+test: $(STAMP) $(ETCD) $(CHROMIUM)
 	$(BIN)/python -m pytest -p no:cacheprovider
 
-test-slow: $(STAMP) $(ETCD)
+test-slow: $(STAMP) $(ETCD) $(CHROMIUM)
 	$(BIN)/python -m pytest -p no:cacheprovider -m slow
 
 bench: $(STAMP) $(ETCD)
