@@ -1,0 +1,83 @@
+"""A real browser for the portal's tests (issue 8): Debian's Chromium, driven by Playwright.
+
+Never a browser download: Playwright launches ``/usr/bin/chromium`` (installed by ``make test``)
+headless with the flags this closed network needs and a fresh ``--user-data-dir`` per browser
+(Playwright's persistent context takes the directory as a parameter). Screenshots go under the
+test run's output, ``test-output/screenshots/`` (or ``$MEDLEDGER_TEST_OUTPUT/screenshots``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
+
+CHROMIUM = Path(os.environ.get("MEDLEDGER_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+OUTPUT = Path(os.environ.get("MEDLEDGER_TEST_OUTPUT", Path(__file__).parents[3] / "test-output"))
+#: Playwright's default wait; generous because scrypt and proof checks run in the page.
+TIMEOUT_MS = 20_000
+
+OpenBrowser = Callable[[], BrowserContext]
+Screenshot = Callable[[Page, str], Path]
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    if not CHROMIUM.exists():
+        raise AssertionError(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture
+def open_browser(playwright: Playwright, tmp_path: Path) -> Iterator[OpenBrowser]:
+    """Opens a new headless Chromium with its own fresh user-data-dir (as many as a test needs:
+    one per person), all closed when the test ends."""
+    opened: list[BrowserContext] = []
+
+    def open_one() -> BrowserContext:
+        profile = tmp_path / f"chromium-profile-{len(opened)}"
+        profile.mkdir()
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            accept_downloads=True,
+            viewport={"width": 1280, "height": 900},
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        opened.append(context)
+        return context
+
+    yield open_one
+    for context in opened:
+        context.close()
+
+
+@pytest.fixture
+def screenshot(request: pytest.FixtureRequest) -> Screenshot:
+    """Saves a full-page screenshot as ``<test name>-<label>.png`` under the run's output."""
+    directory = OUTPUT / "screenshots"
+    directory.mkdir(parents=True, exist_ok=True)
+    test_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+
+    def take(page: Page, label: str) -> Path:
+        path = directory / f"{test_name}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', label)}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
