@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import logging
 import random
 import secrets
@@ -91,6 +92,19 @@ def create_demo_home(home: Path, *, port: int) -> None:
     directory = home / DEMO_KEYS
     for name, key in keys.items():
         write_key_file(directory / f"{name}.key", key, DEMO_PASSPHRASE, n=2**14)
+
+
+def demo_users(home: Path) -> tuple[tuple[str, str], ...]:
+    """(name, did) of the demo's people (patients, practitioners, the privacy officer), read
+    from their key files' public ``did`` field (no decryption): the portal offers them on its
+    sign-in page. The organizations' authority keys are never offered."""
+    directory = home / DEMO_KEYS
+    people = (*(p[0] for p in PRACTITIONERS), *PATIENTS)
+    return tuple(
+        (name, str(json.loads((directory / f"{name}.key").read_text())["did"]))
+        for name in people
+        if (directory / f"{name}.key").exists()
+    )
 
 
 def load_demo_keys(home: Path) -> dict[str, ParticipantKey]:

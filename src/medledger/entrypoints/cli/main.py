@@ -142,8 +142,10 @@ def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> Non
 
     from medledger.bootstrap import open_node
     from medledger.core.note import format_verifier_key
-    from medledger.entrypoints.cli.demo import demo_feed
+    from medledger.entrypoints.cli.demo import DEMO_KEYS, DEMO_PASSPHRASE, demo_feed, demo_users
     from medledger.entrypoints.http.app import create_app
+    from medledger.entrypoints.portal import portal_context
+    from medledger.entrypoints.portal.app import DemoUser
 
     try:
         node = open_node(home)
@@ -154,9 +156,17 @@ def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> Non
     port = port or node.settings.port
     background = [demo_feed(node)] if demo else []
     url = f"http://{host}:{port}/"
-    application = create_app(node, background=background, base_url=url)
+    portal = portal_context(
+        node,
+        base_url=url,
+        demo_users=tuple(DemoUser(n, d) for n, d in demo_users(home)) if demo else (),
+        demo_keys_dir=home / DEMO_KEYS if demo else None,
+        demo_passphrase=DEMO_PASSPHRASE if demo else None,
+    )
+    application = create_app(node, background=background, base_url=url, portal=portal)
     out.print(f"[bold green]medledger node[/] for network [bold]{node.genesis.network}[/]")
     out.print(f"  open          {url}")
+    out.print(f"  portal        {url}portal")
     out.print(f"  ledger        {url}ledger/blocks/latest")
     out.print(f"  checkpoint    {url}log/checkpoint")
     out.print(f"  API docs      {url}docs")
@@ -165,6 +175,10 @@ def _serve(home: Path, host: str | None, port: int | None, *, demo: bool) -> Non
     if demo:
         keys = home / "demo-keys"
         out.print(f"  demo keys     {keys} (passphrase: medledger-demo)")
+        out.print(
+            f"  portal logins {url}portal -> pick patient-1 (who looked at my data), "
+            "officer-hospital (break-glass review) or dr-house; passphrase medledger-demo"
+        )
         out.print("  demo traffic  synthetic records, consents and read attempts, marked demo")
         out.print("  try (as patient-1: who looked at my data, each line with a receipt):")
         out.print(

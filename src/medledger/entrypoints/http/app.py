@@ -33,6 +33,7 @@ from medledger.entrypoints.http import (
 from medledger.entrypoints.http.bearer import make_bearer_dependency
 from medledger.entrypoints.http.home import render_home
 from medledger.entrypoints.http.signed import SignedRequests
+from medledger.entrypoints.portal import PortalContext, mount_portal, portal_context
 from medledger.errors import AccessDeniedError, MedledgerError
 from medledger.services.fhir_consent import FhirConsentService
 from medledger.services.tokens import TokenService
@@ -80,6 +81,7 @@ def create_app(
     fhir_principal: fhir_routes.PrincipalDependency | None = None,
     routers: Sequence[APIRouter] = (),
     wait_final: Callable[[int, float], bool] | None = None,
+    portal: PortalContext | None = None,
 ) -> FastAPI:
     """The node's app. ``base_url`` is the URL clients reach it at (default from node.toml's
     host and port): the token endpoint's ``aud`` and the FHIR base (``{base_url}/fhir``) that
@@ -189,6 +191,9 @@ def create_app(
             principal=fhir_principal or app.state.bearer,
         )
     )
+
+    # The patient portal and privacy officer's console (issue 8, ADR 0020): a signed-API client.
+    mount_portal(app, portal or portal_context(node, base_url=base))
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def home(request: Request) -> HTMLResponse:
