@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, Playwright, sync_playwright
+
+from ..conftest import free_port, start, stop
 
 CHROMIUM = Path(os.environ.get("MEDLEDGER_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -81,3 +85,38 @@ def screenshot(request: pytest.FixtureRequest) -> Screenshot:
         return path
 
     return take
+
+
+# --- a served demo node for the portal's pages ------------------------------------------------
+@dataclass
+class PortalNode:
+    """``medledger demo`` really served (the consent story plays, then background traffic)."""
+
+    home: Path
+    url: str  # ends with "/"
+    process: subprocess.Popen[bytes]
+
+    @property
+    def portal(self) -> str:
+        return self.url + "portal"
+
+
+@pytest.fixture(scope="module")
+def portal_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalNode]:
+    home = tmp_path_factory.mktemp("portal-demo") / "demo"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    process = start(["demo", "--home", str(home), "--port", str(port)], url, timeout_s=90)
+    try:
+        yield PortalNode(home, url, process)
+    finally:
+        stop(process)
+
+
+def sign_in(page: Page, node: PortalNode, name: str) -> None:
+    """Signs in as a demo user the way a newcomer does: the sign-in page's button for that user
+    (``[data-demo-user=<name>]``) fetches the encrypted key file, opens it in the page with the
+    published demo passphrase and lands on the user's home page."""
+    page.goto(node.portal)
+    page.locator(f'[data-demo-user="{name}"]').click()
+    page.wait_for_url(re.compile(r".*/portal/(?!$)[a-z].*"))
