@@ -131,6 +131,8 @@ OPERATIONS = (
     "GET /consents/{patient}/{consent_id}/fhir",
     "POST /audit/events",
     "POST /audit/reviews",
+    "POST /audit/stats",
+    "GET /log/checkpoints",
     "POST /auth/token",
     "GET /.well-known/smart-configuration",
     "GET /fhir/metadata",

@@ -382,6 +382,19 @@ class SqliteAuditStore:
             events = self._events_at(int(seq), range(int(count)))
             yield int(seq), [(s.event.event_id, s.event.patient, s.event.time_ms) for s in events]
 
+    def events_between(self, since_ms: int, until_ms: int) -> Iterator[AccessEvent]:
+        """Every event of the batches whose time range meets ``since_ms <= t < until_ms``,
+        batch by batch in recording order (the caller filters by time and stops when it
+        has enough): for aggregates over a bounded window."""
+        rows = self._read(
+            "SELECT seq, count FROM batches WHERE last_time_ms >= ? AND first_time_ms < ?"
+            " ORDER BY seq",
+            (since_ms, until_ms),
+        )
+        for seq, count in rows:
+            for stored in self._events_at(int(seq), range(int(count))):
+                yield stored.event
+
     def break_glass_events(
         self, org: str, *, after: tuple[int, int] | None, limit: int
     ) -> list[AccessEvent]:

@@ -492,6 +492,21 @@ class SqliteLog:
         )
         return [SignedCheckpoint(int(s), _blob(r), _blob(n)) for s, r, n in rows]
 
+    @_read_errors()
+    def checkpoints_before(self, before: int | None, limit: int) -> list[SignedCheckpoint]:
+        """Up to ``limit`` stored checkpoints of size below ``before`` (all if None), newest
+        first: a page of the log's history."""
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT size, root, note FROM checkpoints WHERE size < ? ORDER BY size DESC"
+                " LIMIT ?",
+                ((1 << 63) - 1 if before is None else before, limit),
+            )
+            .fetchall()
+        )
+        return [SignedCheckpoint(int(s), _blob(r), _blob(n)) for s, r, n in rows]
+
     # --- integrity (for `medledger log verify`) ----------------------------------------------
     @_read_errors()
     def stored_range(self) -> CompactRange:

@@ -35,7 +35,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -44,6 +44,7 @@ from medledger.core.audit.batch import tree_levels as build_levels
 from medledger.core.audit.event import EVENT_ID, AccessEvent
 from medledger.core.audit.query import MAX_LIST_LIMIT, EventQuery, check_limit
 from medledger.core.audit.receipt import EventReceipt, format_event_receipt
+from medledger.core.audit.stats import AccessStats, StatsWindow, tally
 from medledger.core.identity.did_key import is_did_key
 from medledger.core.identity.keys import ParticipantKey
 from medledger.core.ledger.contracts.access_batch import ACCESS_BATCH, batch_key
@@ -113,6 +114,7 @@ class AuditStore(Protocol):
     def break_glass_events(
         self, org: str, *, after: tuple[int, int] | None, limit: int
     ) -> Sequence[AccessEvent]: ...
+    def events_between(self, since_ms: int, until_ms: int) -> Iterable[AccessEvent]: ...
 
 
 class LedgerLike(Protocol):
@@ -710,6 +712,12 @@ class AuditService:
                 break
             after = self._store.position(page[-1].event_id)
         return found
+
+    def access_stats(self, window: StatsWindow) -> AccessStats:
+        """Decisions per day and denials by actor over this node's events in ``window``
+        (``core.audit.stats``; at most ``MAX_EVENTS`` tallied)."""
+        return tally(self._store.events_between(window.since_ms, window.until_ms), window,
+                     node=self._did)  # fmt: skip
 
 
 def _payload_of(stored: StoredBatchLike) -> dict[str, object]:

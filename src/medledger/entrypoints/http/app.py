@@ -28,6 +28,7 @@ from medledger.entrypoints.http import (
     errors,
     ledger_routes,
     log_routes,
+    officer_api,
     records_routes,
 )
 from medledger.entrypoints.http.bearer import make_bearer_dependency
@@ -133,7 +134,7 @@ def create_app(
     )
     signed = SignedRequests(
         network=node.genesis.network,
-        types=records_routes.REQUEST_TYPES | audit_routes.REQUEST_TYPES,
+        types=records_routes.REQUEST_TYPES | audit_routes.REQUEST_TYPES | officer_api.REQUEST_TYPES,
         limits=TxLimits(),
         seen=node.seen_requests,
     )
@@ -153,6 +154,17 @@ def create_app(
             is_reviewed=lambda event_id: (
                 node.ledger_store.state_get(review_key(event_id)) is not None
             ),
+            signed_requests=signed,
+            authorize=authorize,
+        )
+    )
+
+    app.include_router(
+        officer_api.router(
+            access=node.access,
+            audit=node.audit,
+            checkpoints=node.store,
+            node_did=node.key.did,
             signed_requests=signed,
             authorize=authorize,
         )
