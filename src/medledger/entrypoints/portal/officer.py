@@ -1,4 +1,19 @@
-"""The privacy officer's console (break-glass review, charts, ledger status) and the explorer."""
+"""The privacy officer's console, the practitioner's page and the ledger explorer (issue 8).
+
+Page shells only: each route renders a template whose ES module does the work in the browser
+as a client of the node's public, signed API (ADR 0020) -- the server grants these pages
+nothing it would not grant the CLI, and they carry no data of their own:
+
+- ``/portal/officer``: break-glass review queue (signed ``request.review_queue``), each ruling
+  an ``access.review`` transaction signed in the browser; access-decision charts (signed
+  ``request.access_stats``, ``entrypoints.http.officer_api``); ledger status with the latest
+  checkpoint verified against the pinned log key.
+- ``/portal/clinician``: a practitioner picks a registered patient, lists their anchored
+  records and reads one with a signed ``request.read`` (break-glass with a justification for
+  emergency physicians); a denial is shown as such, and is an access event the patient sees.
+- ``/portal/explorer``: blocks, transactions, checkpoints, and a consistency check between any
+  two checkpoints run in the browser (``GET /log/checkpoints``, ``/log/proof/consistency``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +26,14 @@ from medledger.entrypoints.portal.templating import render
 
 def router(context: PortalContext) -> APIRouter:
     r = APIRouter(prefix="/portal", include_in_schema=False)
+
+    @r.get("/officer", response_class=HTMLResponse)
+    async def officer() -> HTMLResponse:
+        return render(context, "officer.html", title="Privacy officer's console", section="officer")
+
+    @r.get("/clinician", response_class=HTMLResponse)
+    async def clinician() -> HTMLResponse:
+        return render(context, "clinician.html", title="Patient records", section="clinician")
 
     @r.get("/explorer", response_class=HTMLResponse)
     async def explorer() -> HTMLResponse:

@@ -1,0 +1,223 @@
+"""The privacy officer's console and the practitioner's page, in Chromium (issue 8 items 5-6).
+
+Against ``medledger demo`` really served (``portal_node``): its story leaves dr-er's
+break-glass read of patient-1's record in the hospital's review queue; patient-2 consents to
+the clinic, patient-3 to the hospital only. Every request the pages make is signed in the page
+with the user's own key (ADR 0020); the assertions are what the user sees, and the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from .conftest import OpenBrowser, PortalNode, Screenshot, sign_in
+
+STORY_JUSTIFICATION = "Demo: unconscious on arrival, allergies unknown"
+DECISIONS = ("permit", "deny", "break-glass")
+
+
+def become(page: Page, node: PortalNode, name: str) -> None:
+    """Sign in as a demo user through the sign-in page's button when the page has one;
+    until the sign-in page lands, open the same encrypted key file with the same library in
+    the page (test-only: the identity ends up exactly as sign-in leaves it)."""
+    did = dids(node)[name]
+    deadline = time.monotonic() + 60  # the demo registers its people just after it starts
+    while httpx.get(f"{node.url}ledger/participants/{did}").status_code != 200:
+        assert time.monotonic() < deadline, f"{name} is not registered"
+        time.sleep(0.2)
+    page.goto(node.portal)
+    if page.locator(f'[data-demo-user="{name}"]').count():
+        sign_in(page, node, name)
+        return
+    page.evaluate(
+        """async (name) => {
+            const { openKeyFile } = await import("/portal/static/js/lib/keyfile.js");
+            const { importSeed } = await import("/portal/static/js/lib/ed25519.js");
+            const { saveIdentity } = await import("/portal/static/js/lib/keyring.js");
+            const info = JSON.parse(document.getElementById("node-info").textContent);
+            const text = await (await fetch(`/portal/demo-keys/${name}`)).text();
+            const { did, seed } = await openKeyFile(text, info.demoPassphrase);
+            const privateKey = await importSeed(seed, { extractable: false });
+            seed.fill(0);
+            const p = await (await fetch(`/ledger/participants/${did}`)).json();
+            await saveIdentity({ did, privateKey, name, kind: p.kind, roles: p.roles,
+                                 organization: p.organization, logKey: info.verifierKey });
+        }""",
+        name,
+    )
+
+
+def dids(node: PortalNode) -> dict[str, str]:
+    page_info = httpx.get(node.portal).text
+    found = re.search(r'<script type="application/json" id="node-info">(.*?)</script>', page_info)
+    assert found
+    return {u["name"]: u["did"] for u in json.loads(found.group(1))["demo"]}
+
+
+# --- the officer's console --------------------------------------------------------------------
+def test_the_officer_approves_the_story_break_glass_and_it_is_on_the_ledger(
+    open_browser: OpenBrowser, portal_node: PortalNode, screenshot: Screenshot
+) -> None:
+    page = open_browser().new_page()
+    become(page, portal_node, "officer-hospital")
+    page.goto(portal_node.portal + "/officer")
+    row = page.locator("#queue-table tbody tr", has_text=STORY_JUSTIFICATION)
+    approve = row.locator('button[data-outcome="justified"]')
+    deadline = time.monotonic() + 60
+    page.locator("#queue table, #queue-empty").first.wait_for()
+    while not approve.count():  # the story may still be playing, its batch anchoring: reload
+        assert time.monotonic() < deadline, page.locator("#queue").inner_text()
+        time.sleep(0.5)
+        page.reload()
+        page.locator("#queue table, #queue-empty").first.wait_for()
+    event_id = row.get_attribute("data-event-id")
+    assert event_id and row.locator("td", has_text="ETREAT").count()
+    expect(page.locator("#status-checkpoint")).to_have_attribute("data-verified", "true")
+    expect(page.locator("#status-lag")).to_have_attribute("data-mode", "solo")
+    screenshot(page, "officer-console")
+
+    approve.click()
+    done = page.locator(f'#reviewed li[data-event-id="{event_id}"]')
+    expect(done).to_have_attribute("data-outcome", "justified")
+    expect(page.locator(f'#queue tr[data-event-id="{event_id}"]')).to_have_count(0)
+    expect(page.locator("#flash")).to_contain_text("Reviewed as justified")
+    screenshot(page, "officer-reviewed")
+
+    tx_id = done.get_attribute("data-tx-id")
+    status = httpx.get(f"{portal_node.url}ledger/transactions/{tx_id}").json()
+    assert status["status"] == "committed" and status["ok"] is True
+    tx = status["transaction"]
+    assert tx["type"] == "access.review" and tx["sender"] == dids(portal_node)["officer-hospital"]
+    assert tx["payload"]["event_id"] == event_id and tx["payload"]["outcome"] == "justified"
+
+    page.reload()  # the ruling is on the ledger: the row stays gone
+    page.locator("#queue table, #queue-empty").first.wait_for()
+    expect(page.locator(f'#queue tr[data-event-id="{event_id}"]')).to_have_count(0)
+
+
+def table_rows(page: Page, chart: str) -> list[dict[str, Any]]:
+    rows = page.locator(f'table[data-chart-table="{chart}"] tbody tr')
+    out = []
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        cells = row.locator("td")
+        out.append({
+            "key": row.get_attribute("data-category"),
+            "label": row.locator("th").inner_text(),
+            **{cells.nth(j).get_attribute("data-series"): int(cells.nth(j).inner_text())
+               for j in range(cells.count())},
+        })  # fmt: skip
+    return out
+
+
+def test_charts_have_bars_and_their_tables_say_what_the_endpoint_said(
+    open_browser: OpenBrowser, portal_node: PortalNode, screenshot: Screenshot
+) -> None:
+    page = open_browser().new_page()
+    become(page, portal_node, "officer-hospital")
+    with page.expect_response(re.compile(r".*/audit/stats$")) as answer:
+        page.goto(portal_node.portal + "/officer")
+    stats = answer.value.json()
+    page.locator("#chart-decisions rect[data-value]").first.wait_for()
+
+    days = table_rows(page, "chart-decisions")
+    assert [d["key"] for d in days] == [d["day"] for d in stats["days"]]
+    for shown, served in zip(days, stats["days"], strict=True):
+        assert all(shown[k] == served[k] for k in DECISIONS), (shown, served)
+    today = stats["days"][-1]
+    assert today["permit"] > 0 and today["deny"] > 0 and today["break-glass"] > 0
+    bars = page.locator("#chart-decisions rect[data-category][data-value]")
+    drawn = {}
+    for i in range(bars.count()):
+        bar = bars.nth(i)
+        key = (bar.get_attribute("data-category"), bar.get_attribute("data-series"))
+        drawn[key] = int(bar.get_attribute("data-value") or 0)
+    assert drawn[(today["day"], "deny")] == today["deny"] > 0
+    assert all(v > 0 for v in drawn.values())
+
+    names = {did: name for name, did in dids(portal_node).items()}
+    denials = table_rows(page, "chart-denials")
+    served = [(names.get(a["actor"]), a["count"]) for a in stats["denials_by_actor"]]
+    assert [(d["label"], d["value"]) for d in denials] == served
+    assert any(d["label"] == "dr-clinic" for d in denials)  # the story's denial
+    assert page.locator("#chart-denials rect[data-value]").count() == len(denials) > 0
+    screenshot(page, "officer-charts")
+
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the tables still read
+    expect(page.locator('table[data-chart-table="chart-denials"]')).to_be_visible()
+    screenshot(page, "officer-charts-phone")
+
+
+def test_a_practitioner_without_the_role_gets_a_clear_refusal(
+    open_browser: OpenBrowser, portal_node: PortalNode, screenshot: Screenshot
+) -> None:
+    page = open_browser().new_page()
+    become(page, portal_node, "dr-house")
+    page.goto(portal_node.portal + "/officer")
+    expect(page.locator("#flash")).to_contain_text("for privacy officers")
+    expect(page.locator("#queue-table")).to_have_count(0)
+    screenshot(page, "officer-refused")
+
+
+# --- the practitioner's page ------------------------------------------------------------------
+def pick_patient(page: Page, name: str) -> None:
+    option = page.locator("#patient option", has_text=re.compile(rf"^{name} "))
+    page.select_option("#patient", option.get_attribute("value"))
+
+
+def read_first_record(page: Page, patient: str) -> Any:
+    pick_patient(page, patient)
+    first = page.locator("#records-table tbody tr").first
+    record_id = first.get_attribute("data-record-id")
+    first.locator("button[data-read]").click()
+    result = page.locator(f'#result .result[data-record-id="{record_id}"]')
+    result.wait_for()
+    return result
+
+
+def test_a_practitioner_is_denied_without_consent_then_permitted_with_it(
+    open_browser: OpenBrowser, portal_node: PortalNode, screenshot: Screenshot
+) -> None:
+    page = open_browser().new_page()
+    become(page, portal_node, "dr-clinic")
+    page.goto(portal_node.portal + "/clinician")
+    expect(page.locator("#patient option", has_text="patient-3")).to_have_count(1)
+
+    denied = read_first_record(page, "patient-3")  # consents to the hospital only
+    expect(denied).to_have_attribute("data-outcome", "denied")
+    expect(denied).to_contain_text("Denied by the patient's consent")
+    expect(page.locator("#flash")).to_contain_text("the patient sees it")
+    assert page.locator("#purpose option[value=ETREAT]").count() == 0  # not an ER physician
+    screenshot(page, "clinician-denied")
+
+    permitted = read_first_record(page, "patient-2")  # consents to the clinic
+    expect(permitted).to_have_attribute("data-outcome", "permitted")
+    content = json.loads(permitted.locator("pre").inner_text())
+    assert content["resourceType"] and content["meta"]["tag"][0]["code"]
+    screenshot(page, "clinician-permitted")
+    assert "did:key" not in page.url and "patient" not in page.url
+
+
+def test_an_emergency_physician_breaks_the_glass_with_a_justification(
+    open_browser: OpenBrowser, portal_node: PortalNode, screenshot: Screenshot
+) -> None:
+    page = open_browser().new_page()
+    become(page, portal_node, "dr-er")
+    page.goto(portal_node.portal + "/clinician")
+    page.select_option("#purpose", "ETREAT")
+    expect(page.locator("#break-glass")).to_be_visible()
+    pick_patient(page, "patient-1")
+    page.locator("#records-table tbody tr button[data-read]").first.click()
+    expect(page.locator("#flash")).to_contain_text("needs a justification")  # none given yet
+    page.fill("#justification", "Browser test: collapsed in the waiting room, history needed")
+    page.locator("#records-table tbody tr button[data-read]").first.click()
+    result = page.locator("#result .result")
+    expect(result).to_have_attribute("data-outcome", "permitted")
+    expect(result).to_contain_text("BREAK-GLASS")
+    screenshot(page, "clinician-break-glass")
