@@ -42,6 +42,9 @@ class NodeReceipts:
     checkpoint_note: bytes
     checkpoint_size: int
     checkpoint_root: bytes
+    #: The checkpoint after the first batch, and the log's consistency proof to the latest.
+    earlier_note: bytes
+    consistency_proof: list[bytes]
 
 
 def _event(node_did: str, **changes: Any) -> AccessEvent:
@@ -96,6 +99,7 @@ def build_node_receipts(home: Path) -> tuple[Node, NodeReceipts]:
             ),
         ],
     )
+    earlier = node.log.latest_checkpoint()
     second = _record(
         node,
         [
@@ -112,4 +116,6 @@ def build_node_receipts(home: Path) -> tuple[Node, NodeReceipts]:
         checkpoint_note=latest.note,
         checkpoint_size=latest.size,
         checkpoint_root=latest.root,
+        earlier_note=earlier.note,
+        consistency_proof=node.log.consistency_proof(earlier.size, latest.size),
     )

@@ -23,7 +23,10 @@ from playwright.sync_api import Page
 
 from medledger.adapters.keystore import KeyFile, write_key_file
 from medledger.bootstrap import Node
+from medledger.config import Limits
 from medledger.core.audit.receipt import verify_event_receipt
+from medledger.core.checkpoint import Checkpoint, parse_checkpoint_body, sign_checkpoint
+from medledger.core.cosignature import Cosigner, cosign, format_cosigner_key
 from medledger.core.identity.keys import ParticipantKey
 from medledger.core.ledger.canonical import canonical
 from medledger.core.ledger.envelope import (
@@ -33,8 +36,9 @@ from medledger.core.ledger.envelope import (
     verify_transaction_signature,
 )
 from medledger.core.ledger.tx import Transaction
-from medledger.core.merkle import verify_consistency, verify_inclusion
+from medledger.core.merkle import leaf_hash, verify_consistency, verify_inclusion
 from medledger.core.note import Signer, format_verifier_key, parse_verifier_key
+from medledger.core.receipt import Receipt, format_receipt, parse_receipt
 from medledger.errors import MedledgerError
 from tests.e2e.browser.conftest import OpenBrowser, Screenshot
 from tests.e2e.browser.crypto_node import NodeReceipts, build_node_receipts
@@ -542,3 +546,79 @@ def test_tampered_receipts_fail_in_the_browser_with_the_step_that_failed(
     assert got == {name: (False, reason) for name, (_, reason) in cases.items()}, out["tampered"]
     assert (out["impostor"]["ok"], out["impostor"]["reason"]) == (False, "checkpoint-signature")
     assert out["thrown"] == {"isClass": True, "reason": "batch-root"}
+
+
+def _forged_anchor(receipt: bytes) -> tuple[bytes, str]:
+    """The receipt with its anchor re-logged by an impostor log whose own key signs a
+    checkpoint over an anchor transaction with a broken signature: only step 5 can catch it."""
+    obj = json.loads(receipt)
+    entry = parse_receipt(obj["anchor"].encode(), Limits()).extra
+    assert entry is not None
+    sig = re.search(rb'"sig":"([A-Za-z0-9_-])', entry)
+    assert sig is not None
+    first = b"B" if sig.group(1) == b"A" else b"A"  # six signature bits, still canonical
+    entry = entry[: sig.start(1)] + first + entry[sig.end(1) :]
+    signer = Signer("impostor.example/log", hashlib.sha256(b"impostor").digest())
+    note = sign_checkpoint(Checkpoint(signer.name, 1, leaf_hash(entry)), signer)
+    obj["anchor"] = format_receipt(Receipt(0, (), note, extra=entry)).decode()
+    return canonical(obj), format_verifier_key(signer.verifier())
+
+
+def test_an_anchor_whose_transaction_signature_fails_is_refused(
+    page: Page, node_receipts: NodeReceipts
+) -> None:
+    forged, vkey = _forged_anchor(node_receipts.first_batch[0])
+    with pytest.raises(MedledgerError):
+        verify_event_receipt(forged, parse_verifier_key(vkey))
+    out = run(
+        page,
+        "return (await lib.verify.verifyAll([arg.forged], arg.vkey))[0];",
+        {"forged": forged.decode(), "vkey": vkey},
+    )
+    assert (out["ok"], out["reason"]) == (False, "anchor-signature"), out
+
+
+def test_cosigned_and_consistent_checkpoints_in_the_browser(
+    page: Page, node_receipts: NodeReceipts
+) -> None:
+    r = node_receipts
+    text = r.checkpoint_note[: r.checkpoint_note.rindex(b"\n\n") + 1]
+    witness = Cosigner("witness.example/w1", hashlib.sha256(b"witness").digest())
+    line = cosign(parse_checkpoint_body(text, Limits()), witness, 1_800_000_000)
+    cosigned = r.checkpoint_note + line
+    raw = bytearray(base64.b64decode(line.split(b" ")[-1]))
+    raw[20] ^= 0x01
+    bad_cosignature = r.checkpoint_note + line.rsplit(b" ", 1)[0] + b" "
+    bad_cosignature += base64.b64encode(raw) + b"\n"
+    out = run(
+        page,
+        """
+        const { verifyCheckpoint } = lib.note;
+        const asked = { cosigners: [arg.witness] };
+        const witnessed = await verifyCheckpoint(arg.cosigned, arg.vkey, asked);
+        const unasked = await verifyCheckpoint(arg.cosigned, arg.vkey);
+        let bad;
+        try { await verifyCheckpoint(arg.bad, arg.vkey, asked); }
+        catch (e) { bad = e.reason; }
+        const earlier = await verifyCheckpoint(arg.earlier, arg.vkey);
+        const proof = arg.proof.map(lib.encoding.hexDecode);
+        const consistent = await lib.merkle.verifyConsistency(earlier.size, witnessed.size,
+          earlier.rootHash, witnessed.rootHash, proof);
+        const swapped = await lib.merkle.verifyConsistency(earlier.size, witnessed.size,
+          witnessed.rootHash, earlier.rootHash, proof);
+        return { witnessed: witnessed.cosigners, unasked: unasked.cosigners, bad, consistent,
+                 swapped, sizes: [earlier.size, witnessed.size] };
+        """,
+        {
+            "cosigned": cosigned.decode(),
+            "bad": bad_cosignature.decode(),
+            "vkey": r.vkey,
+            "witness": format_cosigner_key(witness.verifier()),
+            "earlier": r.earlier_note.decode(),
+            "proof": [h.hex() for h in r.consistency_proof],
+        },
+    )
+    assert out["witnessed"] == ["witness.example/w1"] and out["unasked"] == []
+    assert out["bad"] == "signature"
+    assert out["sizes"][0] < out["sizes"][1] == r.checkpoint_size
+    assert (out["consistent"], out["swapped"]) == (True, False)
