@@ -532,8 +532,14 @@ def test_tampered_receipts_fail_in_the_browser_with_the_step_that_failed(
         catch (e) {
           thrown = { isClass: e instanceof lib.receipt.VerificationFailed, reason: e.reason };
         }
+        let otherLog;
+        try {
+          await lib.receipt.verifyEventReceipt(arg.good, arg.vkey, { origin: "other.example/log" });
+        } catch (e) {
+          otherLog = e.reason;
+        }
         const rows = tampered.map((x) => [x.ok, x.reason, x.message]);
-        return { tampered: rows, impostor: impostor[0], thrown };
+        return { tampered: rows, impostor: impostor[0], thrown, otherLog };
         """,
         {
             "cases": [[n, d.decode("utf-8")] for n, (d, _) in cases.items()],
@@ -546,6 +552,7 @@ def test_tampered_receipts_fail_in_the_browser_with_the_step_that_failed(
     assert got == {name: (False, reason) for name, (_, reason) in cases.items()}, out["tampered"]
     assert (out["impostor"]["ok"], out["impostor"]["reason"]) == (False, "checkpoint-signature")
     assert out["thrown"] == {"isClass": True, "reason": "batch-root"}
+    assert out["otherLog"] == "checkpoint-origin"
 
 
 def _forged_anchor(receipt: bytes) -> tuple[bytes, str]:

@@ -151,6 +151,12 @@ export async function openNote(note, required, others = []) {
   const signatures = lines.map(parseSignatureLine);
   // 6.
   const known = [required, ...others];
+  for (const [i, v] of known.entries()) {
+    const twin = known.findIndex((w) => w.name === v.name && equalBytes(w.keyId, v.keyId));
+    if (twin !== i && !equalBytes(known[twin].publicKey, v.publicKey)) {
+      throw malformed(`two different verifiers share key ${v.name}+${hexEncode(v.keyId)}`);
+    }
+  }
   const textBytes = utf8(text);
   const verified = new Set();
   for (const sig of signatures) {
@@ -194,11 +200,14 @@ export function parseCheckpointBody(text) {
  * Verify a checkpoint note against the log's verifier key (a vkey string or parsed key):
  * signed-note checks, then the text, then the origin (default: the key's name, as the
  * medledger log signer is named after its origin). `cosigners` are optional witness vkeys
- * (cosignature/v1 or Ed25519); the names of those whose valid signatures are present come
+ * (cosignature/v1 or Ed25519), given as options.cosigners or as the third argument itself;
+ * the names of those whose valid signatures are present come
  * back in `cosigners`; a present but invalid one rejects the note.
  * Returns {origin, size, rootHash, extensions, cosigners, text}.
  */
-export async function verifyCheckpoint(noteText, verifierKey, { cosigners = [], origin } = {}) {
+export async function verifyCheckpoint(noteText, verifierKey, options = {}) {
+  // The third argument is an options object, or just the list of cosigner keys.
+  const { cosigners = [], origin } = Array.isArray(options) ? { cosigners: options } : options;
   const logKey = typeof verifierKey === "string" ? await parseVerifierKey(verifierKey) : verifierKey;
   const witnessKeys = await Promise.all(
     cosigners.map((k) => (typeof k === "string" ? parseVerifierKey(k, { types: [SIG_TYPE_ED25519, SIG_TYPE_COSIGNATURE_V1] }) : k)),

@@ -105,10 +105,10 @@ export function parseLogReceipt(text) {
   return { index, proof, extra, checkpointNote };
 }
 
-async function openCheckpoint(note, logKey, cache) {
-  const key = cache ? note : null;
+async function openCheckpoint(note, logKey, origin, cache) {
+  const key = cache ? `${logKey.name}+${hexEncode(logKey.keyId)}\n${origin ?? ""}\n${note}` : null;
   if (key !== null && cache.has(key)) return cache.get(key);
-  const pending = verifyCheckpoint(note, logKey).catch((e) => {
+  const pending = verifyCheckpoint(note, logKey, { origin }).catch((e) => {
     if (!(e instanceof NoteError)) throw e;
     const reason = { malformed: "checkpoint-malformed", signature: "checkpoint-signature", origin: "checkpoint-origin" }[e.reason];
     throw new VerificationFailed(reason, `${REASONS[reason]}: ${e.message}`);
@@ -122,12 +122,12 @@ async function openCheckpoint(note, logKey, cache) {
 
 /**
  * Verify a tlog-proof@v1 receipt against the log's verifier key: its checkpoint is signed by
- * that key (origin = the key's name unless given), and the entry (options.entry bytes, or
+ * that key (options.origin, by default the key's name), and the entry (options.entry bytes, or
  * options.leafHash, or by default the receipt's own `extra` entry) is at `index` under it.
  * Returns {index, proof, extra, checkpoint}. `checkpointCache` (a Map) shares checkpoint
  * verifications between receipts.
  */
-export async function verifyLogReceipt(text, verifierKey, { entry, leafHash: leaf, checkpointCache } = {}) {
+export async function verifyLogReceipt(text, verifierKey, { entry, leafHash: leaf, origin, checkpointCache } = {}) {
   const receipt = parseLogReceipt(text);
   const logKey = typeof verifierKey === "string" ? await parseVerifierKey(verifierKey) : verifierKey;
   let hash = leaf;
@@ -136,7 +136,7 @@ export async function verifyLogReceipt(text, verifierKey, { entry, leafHash: lea
     if (!data) fail("anchor-malformed", "no entry to check: the receipt carries no extra line");
     hash = await leafHash(data);
   }
-  const checkpoint = await openCheckpoint(receipt.checkpointNote, logKey, checkpointCache);
+  const checkpoint = await openCheckpoint(receipt.checkpointNote, logKey, origin, checkpointCache);
   try {
     await checkInclusion(receipt.index, checkpoint.size, hash, receipt.proof, checkpoint.rootHash);
   } catch (e) {
@@ -329,9 +329,11 @@ function checkAnchorPayload(decoded, receipt, root) {
  * 6. it is access.batch with the receipt's batch_id, root R, count = size, sent by the
  *    event's node, with the event's time in its range (anchor-type, anchor-batch, batch-root,
  *    anchor-count, anchor-node, anchor-time).
- * options: {origin, checkpointCache: Map, anchorCache: Map} (caches share work between receipts).
+ * options: {origin (default: the key's name), checkpointCache: Map, anchorCache: Map}; the
+ * caches share work between receipts verified under the same key.
  */
-export async function verifyEventReceipt(receiptJsonTextOrObject, verifierKey, { checkpointCache, anchorCache } = {}) {
+export async function verifyEventReceipt(receiptJsonTextOrObject, verifierKey, { origin, checkpointCache, anchorCache } = {}) {
+  const logKey = typeof verifierKey === "string" ? await parseVerifierKey(verifierKey) : verifierKey;
   // 1.
   const receipt = parseEventReceipt(receiptJsonTextOrObject);
   // 2.
@@ -343,10 +345,10 @@ export async function verifyEventReceipt(receiptJsonTextOrObject, verifierKey, {
     throw e;
   }
   // 3-5, once per anchor text when a cache is given (a batch's events share their anchor).
-  const anchorKey = anchorCache ? `${typeof verifierKey === "string" ? verifierKey : verifierKey.name}\n${receipt.anchor}` : null;
+  const anchorKey = anchorCache ? `${logKey.name}+${hexEncode(logKey.keyId)}\n${origin ?? ""}\n${receipt.anchor}` : null;
   let anchored = anchorKey !== null ? anchorCache.get(anchorKey) : undefined;
   if (!anchored) {
-    anchored = checkAnchor(receipt.anchor, verifierKey, checkpointCache);
+    anchored = checkAnchor(receipt.anchor, logKey, origin, checkpointCache);
     if (anchorKey !== null) {
       anchorCache.set(anchorKey, anchored);
       anchored.catch(() => {});
@@ -370,11 +372,11 @@ export async function verifyEventReceipt(receiptJsonTextOrObject, verifierKey, {
   };
 }
 
-async function checkAnchor(anchorText, verifierKey, checkpointCache) {
+async function checkAnchor(anchorText, logKey, origin, checkpointCache) {
   // 3.
   const parsed = parseLogReceipt(anchorText);
   if (parsed.extra === null) fail("anchor-malformed", "the anchor does not carry its log entry (extra line)");
-  const log = await verifyLogReceipt(anchorText, verifierKey, { checkpointCache });
+  const log = await verifyLogReceipt(anchorText, logKey, { origin, checkpointCache });
   // 4.
   const tx = await anchorTransaction(log.extra);
   // 5.
