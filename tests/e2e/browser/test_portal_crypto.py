@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import BrowserContext, Page, Playwright
 
 from medledger.adapters.keystore import KeyFile, write_key_file
 from medledger.bootstrap import Node
@@ -41,7 +41,13 @@ from medledger.core.merkle import leaf_hash, verify_consistency, verify_inclusio
 from medledger.core.note import Signer, format_verifier_key, parse_verifier_key
 from medledger.core.receipt import Receipt, format_receipt, parse_receipt
 from medledger.errors import MedledgerError
-from tests.e2e.browser.conftest import OpenBrowser, Screenshot
+from tests.e2e.browser.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TIMEOUT_MS,
+    OpenBrowser,
+    Screenshot,
+)
 from tests.e2e.browser.crypto_node import NodeReceipts, build_node_receipts
 from tests.e2e.browser.crypto_server import STATIC, serve_static
 
@@ -57,11 +63,29 @@ def base_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def browser(
+    playwright: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrowserContext]:
+    """One Chromium for the module (the harness's binary, flags and timeout, a fresh profile):
+    these tests share no state but the served files, and a launch costs a second or more."""
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium-profile")),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    yield context
+    context.close()
+
+
 @pytest.fixture
-def page(open_browser: OpenBrowser, base_url: str) -> Page:
-    page = open_browser().new_page()
+def page(browser: BrowserContext, base_url: str) -> Iterator[Page]:
+    page = browser.new_page()
     page.goto(f"{base_url}/__test__.html")
-    return page
+    yield page
+    page.close()
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +274,11 @@ def test_key_files_written_by_python_open_in_the_browser(page: Page, tmp_path: P
 
 
 # --- keyring --------------------------------------------------------------------------------
-def test_the_keyring_keeps_only_a_non_extractable_key(page: Page, base_url: str) -> None:
+def test_the_keyring_keeps_only_a_non_extractable_key(
+    open_browser: OpenBrowser, base_url: str
+) -> None:
+    page = open_browser().new_page()  # a profile of its own: the keyring is IndexedDB state
+    page.goto(f"{base_url}/__test__.html")
     key = ParticipantKey.from_seed(hashlib.sha256(b"portal keyring").digest())
     vkey = format_verifier_key(Signer("medledger.local/log/test", bytes(range(32))).verifier())
     saved = run(
