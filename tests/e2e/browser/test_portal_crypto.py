@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import BrowserContext, Page, Playwright
 
 from medledger.adapters.keystore import KeyFile, write_key_file
 from medledger.bootstrap import Node
@@ -27,6 +27,7 @@ from medledger.config import Limits
 from medledger.core.audit.receipt import verify_event_receipt
 from medledger.core.checkpoint import Checkpoint, parse_checkpoint_body, sign_checkpoint
 from medledger.core.cosignature import Cosigner, cosign, format_cosigner_key
+from medledger.core.identity.did_key import did_from_public_key, is_did_key
 from medledger.core.identity.keys import ParticipantKey
 from medledger.core.ledger.canonical import canonical
 from medledger.core.ledger.envelope import (
@@ -40,7 +41,13 @@ from medledger.core.merkle import leaf_hash, verify_consistency, verify_inclusio
 from medledger.core.note import Signer, format_verifier_key, parse_verifier_key
 from medledger.core.receipt import Receipt, format_receipt, parse_receipt
 from medledger.errors import MedledgerError
-from tests.e2e.browser.conftest import OpenBrowser, Screenshot
+from tests.e2e.browser.conftest import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    TIMEOUT_MS,
+    OpenBrowser,
+    Screenshot,
+)
 from tests.e2e.browser.crypto_node import NodeReceipts, build_node_receipts
 from tests.e2e.browser.crypto_server import STATIC, serve_static
 
@@ -56,11 +63,29 @@ def base_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="module")
+def browser(
+    playwright: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrowserContext]:
+    """One Chromium for the module (the harness's binary, flags and timeout, a fresh profile):
+    these tests share no state but the served files, and a launch costs a second or more."""
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium-profile")),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    yield context
+    context.close()
+
+
 @pytest.fixture
-def page(open_browser: OpenBrowser, base_url: str) -> Page:
-    page = open_browser().new_page()
+def page(browser: BrowserContext, base_url: str) -> Iterator[Page]:
+    page = browser.new_page()
     page.goto(f"{base_url}/__test__.html")
-    return page
+    yield page
+    page.close()
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +136,80 @@ def test_vendored_files_match_their_sums_and_the_locked_version() -> None:
     assert "noble-hashes/scrypt.js" in sums and "noble-hashes/LICENSE" in sums
     package = json.loads((REPO / "portal-vendor" / "package.json").read_text(encoding="utf-8"))
     assert package["dependencies"]["@noble/hashes"] == locked["version"]  # an exact pin
+
+
+# --- encodings, did:key, Ed25519 and JCS ---------------------------------------------------
+def test_did_key_and_ed25519_vectors_and_jcs_edge_cases_agree_with_python(page: Page) -> None:
+    vectors = json.loads((REPO / "tests/vectors/did_key/ed25519.json").read_text(encoding="utf-8"))
+    did = vectors["vectors"][0]["did"]
+    not_dids = [
+        did[:-1],
+        did + "a",
+        did.replace("did:key:z", "did:key:f"),
+        "did:key:z1111" + did[13:],
+        did_from_public_key(bytes(32))[:-2],
+    ]
+    values = {
+        "emoji vs private use": {"\ue000": 1, "\U0001f600": 2, "a": [True, None, -0]},
+        "escapes": ['\u0000\u001f"\\/\u007f\u2028'],
+        "big": 2**53 - 1,
+    }
+    out = run(
+        page,
+        """
+        const { hexDecode, hexEncode } = lib.encoding;
+        const dids = [];
+        for (const v of arg.vectors) {
+          const publicKey = await lib.ed25519.publicKeyOf(hexDecode(v.seed));
+          const parsed = hexEncode(lib.did.publicKeyFromDid(v.did));
+          dids.push([lib.did.didFromPublicKey(publicKey), parsed]);
+        }
+        const sigs = [];
+        for (const v of arg.rfc8032) {
+          const key = await lib.ed25519.importSeed(hexDecode(v.seed));
+          const sig = await lib.ed25519.sign(key, hexDecode(v.message));
+          const [publicKey, message] = [hexDecode(v.public_key), hexDecode(v.message)];
+          const ok = await lib.ed25519.verify(publicKey, message, sig);
+          const flipped = sig.slice();
+          flipped[0] ^= 1;
+          const bad = await lib.ed25519.verify(publicKey, message, flipped);
+          sigs.push([hexEncode(sig), ok, bad]);
+        }
+        const notDids = arg.notDids.map(lib.did.isDidKey);
+        const jcs = Object.fromEntries(Object.entries(arg.values).map(([k, v]) =>
+          [k, lib.jcs.canonicalize(v)]));
+        const refuses = (f) => { try { f(); return false; } catch { return true; } };
+        const refused = {
+          float: refuses(() => lib.jcs.canonicalize({ a: 1.5 })),
+          unsafe: refuses(() => lib.jcs.canonicalize(2 ** 53)),
+          surrogate: refuses(() => lib.jcs.canonicalize("\ud800")),
+          dupKey: refuses(() => lib.jcs.parseJson('{"a":1,"a":2}')),
+          floatText: refuses(() => lib.jcs.parseJson('{"a":1.0}')),
+          exponent: refuses(() => lib.jcs.parseJson('1e3')),
+          surrogateEscape: refuses(() => lib.jcs.parseJson('"\\ud800"')),
+          trailing: refuses(() => lib.jcs.parseJson('{} x')),
+          b64NonCanonical: refuses(() => lib.encoding.b64decode("AB==")),
+          b64NoPad: refuses(() => lib.encoding.b64decode("AA")),
+          hexUpper: refuses(() => lib.encoding.hexDecode("AB")),
+        };
+        const proto = lib.jcs.parseJson('{"__proto__":{"x":1}}');
+        return { dids, sigs, notDids, jcs, refused, proto: [Object.keys(proto), proto.x ?? null] };
+        """,
+        {
+            "vectors": vectors["vectors"],
+            "rfc8032": vectors["rfc8032_signatures"]["vectors"],
+            "notDids": not_dids,
+            "values": values,
+        },
+    )
+    assert out["dids"] == [[v["did"], v["public_key"]] for v in vectors["vectors"]]
+    assert out["sigs"] == [
+        [v["signature"], True, False] for v in vectors["rfc8032_signatures"]["vectors"]
+    ]
+    assert out["notDids"] == [is_did_key(d) for d in not_dids] == [False] * len(not_dids)
+    assert out["jcs"] == {k: canonical(v).decode("utf-8") for k, v in values.items()}
+    assert all(out["refused"].values()), out["refused"]
+    assert out["proto"] == [["__proto__"], None]  # a key, never the object's prototype
 
 
 # --- key files ------------------------------------------------------------------------------
@@ -175,7 +274,11 @@ def test_key_files_written_by_python_open_in_the_browser(page: Page, tmp_path: P
 
 
 # --- keyring --------------------------------------------------------------------------------
-def test_the_keyring_keeps_only_a_non_extractable_key(page: Page, base_url: str) -> None:
+def test_the_keyring_keeps_only_a_non_extractable_key(
+    open_browser: OpenBrowser, base_url: str
+) -> None:
+    page = open_browser().new_page()  # a profile of its own: the keyring is IndexedDB state
+    page.goto(f"{base_url}/__test__.html")
     key = ParticipantKey.from_seed(hashlib.sha256(b"portal keyring").digest())
     vkey = format_verifier_key(Signer("medledger.local/log/test", bytes(range(32))).verifier())
     saved = run(
