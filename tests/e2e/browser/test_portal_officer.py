@@ -26,11 +26,7 @@ def become(page: Page, node: PortalNode, name: str) -> None:
     """Sign in as a demo user through the sign-in page's button when the page has one;
     until the sign-in page lands, open the same encrypted key file with the same library in
     the page (test-only: the identity ends up exactly as sign-in leaves it)."""
-    did = dids(node)[name]
-    deadline = time.monotonic() + 60  # the demo registers its people just after it starts
-    while httpx.get(f"{node.url}ledger/participants/{did}").status_code != 200:
-        assert time.monotonic() < deadline, f"{name} is not registered"
-        time.sleep(0.2)
+    seeded(node)
     page.goto(node.portal)
     if page.locator(f'[data-demo-user="{name}"]').count():
         sign_in(page, node, name)
@@ -51,6 +47,28 @@ def become(page: Page, node: PortalNode, name: str) -> None:
         }""",
         name,
     )
+
+
+def seeded(node: PortalNode) -> None:
+    """Wait for the demo's seeding: its people registered, a record anchored for each
+    patient and each patient's consent granted (the story's reads follow at once)."""
+    deadline = time.monotonic() + 60
+    people = dids(node)
+    patients = [did for name, did in people.items() if name.startswith("patient-")]
+    checks = [(f"ledger/participants/{did}", "did") for did in people.values()]
+    checks += [(f"ledger/records/{did}", "items") for did in patients]
+    checks += [(f"consents/{did}", "consents") for did in patients]
+    for path, field in checks:
+        while True:
+            r = httpx.get(node.url + path)
+            if r.status_code == 200 and r.json()[field]:
+                break
+            assert time.monotonic() < deadline, f"the demo did not seed {path}"
+            time.sleep(0.2)
+    # the story ends with dr-er's break-glass read of patient-1's record
+    while not any(e["decision"] == "break-glass" for e in patient_audit(node, "patient-1")):
+        assert time.monotonic() < deadline, "the demo's story did not play"
+        time.sleep(0.2)
 
 
 def dids(node: PortalNode) -> dict[str, str]:
@@ -191,6 +209,7 @@ def test_a_practitioner_is_denied_without_consent_then_permitted_with_it(
 
     denied = read_first_record(page, "patient-3")  # consents to the hospital only
     expect(denied).to_have_attribute("data-outcome", "denied")
+    denied_record = denied.get_attribute("data-record-id")
     expect(denied).to_contain_text("Denied by the patient's consent")
     expect(page.locator("#flash")).to_contain_text("the patient sees it")
     assert page.locator("#purpose option[value=ETREAT]").count() == 0  # not an ER physician
@@ -202,6 +221,31 @@ def test_a_practitioner_is_denied_without_consent_then_permitted_with_it(
     assert content["resourceType"] and content["meta"]["tag"][0]["code"]
     screenshot(page, "clinician-permitted")
     assert "did:key" not in page.url and "patient" not in page.url
+
+    # the denial is an access event in patient-3's own audit trail
+    events = patient_audit(portal_node, "patient-3")
+    assert any(
+        e["actor"] == dids(portal_node)["dr-clinic"]
+        and e["record_id"] == denied_record
+        and e["decision"] == "deny"
+        for e in events
+    )
+
+
+def patient_audit(node: PortalNode, name: str) -> list[dict[str, Any]]:
+    """The patient's access events, listed with their own key (signed request.list_audit)."""
+    from medledger.client import new_transaction
+    from medledger.entrypoints.cli.demo import load_demo_keys
+
+    key = load_demo_keys(node.home)[name]
+    network = httpx.get(f"{node.url}healthz").json()["network"]
+    request = new_transaction(
+        key, network=network, tx_type="request.list_audit", now_s=int(time.time()), ttl_s=60,
+        payload={"patient": key.did, "purpose": "PATRQT", "limit": 1000},
+    )  # fmt: skip
+    response = httpx.post(f"{node.url}audit/events", content=request.wire, timeout=30)
+    assert response.status_code == 200, response.text
+    return [row["event"] for row in response.json()["events"]]
 
 
 def test_an_emergency_physician_breaks_the_glass_with_a_justification(
