@@ -386,14 +386,19 @@ class SqliteAuditStore:
         """Every event of the batches whose time range meets ``since_ms <= t < until_ms``,
         batch by batch in recording order (the caller filters by time and stops when it
         has enough): for aggregates over a bounded window."""
-        rows = self._read(
-            "SELECT seq, count FROM batches WHERE last_time_ms >= ? AND first_time_ms < ?"
-            " ORDER BY seq",
-            (since_ms, until_ms),
-        )
-        for seq, count in rows:
-            for stored in self._events_at(int(seq), range(int(count))):
-                yield stored.event
+        after = -1
+        while True:  # a page of batches at a time: a long window may span millions
+            rows = self._read(
+                "SELECT seq, count FROM batches WHERE seq > ? AND last_time_ms >= ?"
+                " AND first_time_ms < ? ORDER BY seq LIMIT 1000",
+                (after, since_ms, until_ms),
+            )
+            for seq, count in rows:
+                for stored in self._events_at(int(seq), range(int(count))):
+                    yield stored.event
+            if len(rows) < 1000:
+                return
+            after = int(rows[-1][0])
 
     def break_glass_events(
         self, org: str, *, after: tuple[int, int] | None, limit: int

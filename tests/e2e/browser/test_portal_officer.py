@@ -265,3 +265,27 @@ def test_an_emergency_physician_breaks_the_glass_with_a_justification(
     expect(result).to_have_attribute("data-outcome", "permitted")
     expect(result).to_contain_text("BREAK-GLASS")
     screenshot(page, "clinician-break-glass")
+
+
+def test_the_practitioner_page_works_from_the_keyboard_alone(
+    open_browser: OpenBrowser, portal_node: PortalNode, screenshot: Screenshot
+) -> None:
+    page = open_browser().new_page()
+    become(page, portal_node, "nurse-joy")  # the hospital's nurse: patient-4 consents to it
+    page.goto(portal_node.portal + "/clinician")
+    expect(page.locator("#patient option", has_text="patient-4")).to_have_count(1)
+    page.locator("#patient").focus()
+    target = page.locator("#patient option", has_text=re.compile(r"^patient-4 "))
+    index = page.locator("#patient option").all_inner_texts().index(target.inner_text())
+    for _ in range(index):
+        page.keyboard.press("ArrowDown")
+    page.locator("#records-table").wait_for()
+    read = page.locator("#records-table button[data-read]").first
+    for _ in range(10):  # Tab through purpose and "List records" to the first Read button
+        page.keyboard.press("Tab")
+        if read.evaluate("b => b === document.activeElement"):
+            break
+    assert read.evaluate("b => b === document.activeElement")
+    page.keyboard.press("Enter")
+    expect(page.locator("#result .result")).to_have_attribute("data-outcome", "permitted")
+    screenshot(page, "clinician-keyboard")

@@ -27,8 +27,9 @@ DAY_MS: Final = 86_400_000
 MAX_WINDOW_DAYS: Final = 31
 #: Denials by actor: the most frequent this many (the rest are counted in ``other_denials``).
 TOP_ACTORS: Final = 20
-#: The most events one request tallies; past it the answer says ``truncated``.
-MAX_EVENTS: Final = 200_000
+#: The most events one request tallies; past it the answer says ``truncated``. Each event is
+#: read back and re-checked (about 0.1 ms), so this bounds a request to a few seconds.
+MAX_EVENTS: Final = 50_000
 
 
 @dataclass(frozen=True, slots=True)

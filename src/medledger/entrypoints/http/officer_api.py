@@ -3,7 +3,7 @@
 ``POST /audit/stats`` takes a signed ``request.access_stats`` from a privacy officer of this
 node's organization (checked like ``/audit/reviews``): access decisions per UTC day (permit,
 deny, break-glass) and denials by actor, over this node's access events in a bounded window
-(``core.audit.stats``: at most 31 days, at most 200,000 events tallied, ``truncated`` past
+(``core.audit.stats``: at most 31 days, at most 50,000 events tallied, ``truncated`` past
 that). Counts and actors' did:keys only: no patient, record or justification leaves.
 
 ``GET /log/checkpoints?before=<size>&limit=<n>`` pages through every checkpoint the log ever
