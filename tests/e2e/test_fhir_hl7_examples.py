@@ -265,6 +265,13 @@ def test_a_revoked_hl7_consent_reads_inactive_and_otherwise_equal(
     with fhir_node.as_("patient-1", "patient/Consent.cruds", patient=did) as me:
         header = grant_header(fhir_node, "patient-1", consent)
         assert me.post("/Consent", json=sent, headers={SIGNED: header}).status_code == 201
+        # the same id again, another narrative: the ledger refuses, nothing is overwritten
+        rewritten = {**sent, "text": {"status": "generated", "div": "<div>other</div>"}}
+        second = grant_header(fhir_node, "patient-1", consent)
+        again = me.post("/Consent", json=rewritten, headers={SIGNED: second})
+        assert again.status_code == 409, again.text
+        kept = me.get("/Consent/notthem-revoked").json()
+        assert without_meta(kept) == without_meta(sent) and kept["meta"]["versionId"] == "1"
         stx = new_transaction(fhir_node.keys["patient-1"], network=fhir_node.node.genesis.network,
                               tx_type="consent.revoke",
                               payload={"patient": did, "consent_id": "notthem-revoked"},
