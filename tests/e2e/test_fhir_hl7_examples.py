@@ -282,3 +282,14 @@ def test_a_revoked_hl7_consent_reads_inactive_and_otherwise_equal(
         assert back["status"] == "inactive"
         assert without_meta(back) == without_meta({**sent, "status": "inactive"})
         assert back["meta"]["versionId"] == "2"
+    # each version has its Provenance: the patient's grant, then their revocation
+    with fhir_node.as_("patient-1", "patient/*.rs", patient=did) as reader:
+        provenances = reader.get("/Provenance", params={"target": "Consent/notthem-revoked"})
+        assert provenances.status_code == 200, provenances.text
+        entities = sorted(
+            (e["resource"]["id"], e["resource"]["entity"][0]["what"]["identifier"]["value"])
+            for e in provenances.json()["entry"]
+        )
+        assert [i for i, _ in entities] == ["notthem-revoked-1", "notthem-revoked-2"]
+        assert entities[1][1].endswith(stx.tx_id.hex())
+        assert reader.get("/Provenance/notthem-revoked-2").status_code == 200

@@ -16,7 +16,8 @@ Consent (FHIR R4 Consent; the policy form of ADR 0013):
   salted commitment and CID reach the ledger (ADR 0020).
 - read (``GET /Consent/{id}``, ``GET /Consent?patient=``): the access gate's
   ``consent-export`` decision (an access event), then the document, decrypted and checked
-  against its anchor, with ``status`` from the ledger (a revoked consent reads ``inactive``);
+  against its anchor, with ``status`` from the ledger (a revoked consent reads ``inactive``;
+  a revocation through FHIR also writes the document's next version, ``inactive``);
   a consent with no document (granted outside FHIR, or its document not stored) reads in its
   policy form (``to_fhir``).
 AuditEvent: ``GET /AuditEvent?patient=``, read-only, the patient's access events as BALP
@@ -195,6 +196,22 @@ class FhirConsentService:
         status = self._submit(stx.wire, stx.tx_id, now_ms)
         self._record(principal, consent_id, head.patient, status=status, tx_id=stx.tx_id,
                      activity="update", now_ms=now_ms)  # fmt: skip
+        if self._has_document(head):
+            self._document_revoked(head, now_ms)
+
+    def _document_revoked(self, head: Head, now_ms: int) -> None:
+        """The document's next version says ``inactive`` (its versions follow the consent's,
+        so each version's Provenance has its document). Read back by this node, the
+        custodian, as a system (an access event like any read)."""
+        request = AccessRequest(self._node, head.patient, head.record_id, "read", "HOPERAT")
+        (authorised,) = self._documents.authorise_many([(request, None)], now_ms)
+        if authorised is None:
+            raise ConflictError("the consent's document could not be read back")
+        document = json.loads(self._documents.open(authorised).content)
+        document["status"] = "inactive"
+        self._documents.put(patient=head.patient, record_id=head.record_id,
+                            resource_type="Consent", content=canonical_document(document),
+                            now_s=now_ms // 1000)  # fmt: skip
 
     def _export(self, principal: Principal, patient: str, now_ms: int) -> None:
         request = AccessRequest(principal.did, patient, None, "consent-export",
