@@ -352,3 +352,21 @@ def test_the_hl7_transaction_bundle_goes_in_and_comes_back_equal(
     matched = again.json()["entry"][0]
     assert matched["response"]["status"] == "200 OK"
     assert matched["response"]["location"].startswith(f"Patient/{got[1]['id']}/_history/1")
+
+
+def test_concurrent_conditional_creates_make_one_resource(
+    fhir_node: FhirNode, consenting: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(_: int) -> int:
+        with fhir_node.as_("dr-house") as client:
+            condition = {"If-None-Exist": f"identifier={IDS}|cc-race"}
+            body = observation(consenting, "cc-race")
+            return client.post("/Observation", json=body, headers=condition).status_code
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = sorted(pool.map(create, range(6)))
+    assert statuses == [200] * 5 + [201]
+    with fhir_node.as_("dr-house") as house:
+        assert count(house, "cc-race") == 1

@@ -16,12 +16,14 @@ A transaction is all-or-nothing in the sense a ledger allows (ADR 0018, 0020):
    new versions (a create is logically deleted, an update or delete restored to the version
    before), since an anchored version cannot be unwritten.
 A batch runs each entry on its own and reports each outcome. A direct conditional
-interaction is a transaction of one entry (``conditional``).
+interaction is a transaction of one entry (``conditional``). Whatever has a condition runs
+under one lock, matching to last write, so concurrent conditional creates cannot duplicate.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -110,18 +112,24 @@ def _order(step: _Step) -> tuple[int, bool, int]:
 class BundleService:
     def __init__(self, fhir: FhirService) -> None:
         self._fhir = fhir
+        # Bundles and interactions with a condition run one at a time, from matching to the
+        # last write: two conditional creates of the same thing cannot both match nothing.
+        self._conditional = threading.Lock()
 
     def process(self, principal: Principal, body: object, now_ms: int) -> BundleResult:
         kind, entries = parse_bundle(body)
-        if kind == "batch":
-            return self._batch(principal, entries, now_ms)
-        return self._transaction(principal, entries, now_ms)
+        run = self._batch if kind == "batch" else self._transaction
+        if not any(e.condition is not None for e in entries):
+            return run(principal, entries, now_ms)
+        with self._conditional:
+            return run(principal, entries, now_ms)
 
     def conditional(self, principal: Principal, entry: Entry, now_ms: int) -> Outcome:
         """A direct conditional create, update or delete: a transaction of that one entry (its
         errors as they are, not located in a Bundle)."""
         try:
-            return self._transaction(principal, [entry], now_ms).entries[0][1]
+            with self._conditional:
+                return self._transaction(principal, [entry], now_ms).entries[0][1]
         except MedledgerError as e:
             cause = e.__cause__
             raise (cause if isinstance(cause, MedledgerError) else e) from None
