@@ -1,5 +1,5 @@
 """Conditional interactions over real HTTP (FHIR R4 §3.1.0.8 create ``If-None-Exist``,
-§3.1.0.4.3 update by search, §3.1.0.7.1 delete by search, ADR 0020), the failure paths, how
+§3.1.0.4.3 update by search, §3.1.0.7.1 delete by search, ADR 0021), the failure paths, how
 matching respects consent, and the specification's transaction Bundle example
 (tests/vectors/hl7-r4-examples/Bundle-bundle-transaction.json) through ``POST /fhir``."""
 

@@ -1,6 +1,6 @@
 """Bundle entry requests (FHIR R4 §3.1.0.11): conditional create/update/delete, GET and HEAD
 entries, the transaction order, and the id each entry's resource gets; conditions are search
-parameters only, bounded (ADR 0020)."""
+parameters only, bounded (ADR 0021)."""
 
 from __future__ import annotations
 

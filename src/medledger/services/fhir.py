@@ -74,7 +74,7 @@ from medledger.services.records import Authorised, RecordService
 MAX_INCLUDED = 200
 MAX_EVERYTHING = 1000
 #: Why a conditional interaction was refused, whether its condition matched several
-#: resources or one the principal may not see (ADR 0020: the same words for both).
+#: resources or one the principal may not see (ADR 0021: the same words for both).
 NOT_ONE_MATCH = "the condition does not select exactly one resource this request may use"
 
 
@@ -626,7 +626,7 @@ class FhirService:
         matches = [self._served(d, h.time_ms) for h, d in zip(wanted, decided, strict=True) if d]
         return SearchResult(matches, [], len(matches), len(matches) < len(wanted))
 
-    # --- conditional interactions (ADR 0020) -----------------------------------------------
+    # --- conditional interactions (ADR 0021) -----------------------------------------------
     def match(self, principal: Principal, query: SearchQuery, now_ms: int) -> Head | None:
         """The one live resource a condition selects (FHIR R4 §3.1.0.8, §3.1.0.4.3,
         §3.1.0.7.1), or None when it selects none. Matching is a search: the scopes must

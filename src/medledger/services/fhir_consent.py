@@ -13,7 +13,7 @@ Consent (FHIR R4 Consent; the policy form of ADR 0013):
   4. once the grant committed, the resource as submitted (narrative, extensions and all: it
   may hold PHI) is kept as the consent's *document*: an encrypted record version under the
   consent's id, anchored by this node like any record (``RecordService.put``); only its
-  salted commitment and CID reach the ledger (ADR 0020).
+  salted commitment and CID reach the ledger (ADR 0021).
 - read (``GET /Consent/{id}``, ``GET /Consent?patient=``): the access gate's
   ``consent-export`` decision (an access event), then the document, decrypted and checked
   against its anchor, with ``status`` from the ledger (a revoked consent reads ``inactive``;
