@@ -289,3 +289,14 @@ def test_the_practitioner_page_works_from_the_keyboard_alone(
     page.keyboard.press("Enter")
     expect(page.locator("#result .result")).to_have_attribute("data-outcome", "permitted")
     screenshot(page, "clinician-keyboard")
+
+
+def test_a_practitioner_reaches_the_page_from_the_navigation(
+    open_browser: OpenBrowser, portal_node: PortalNode
+) -> None:
+    page = open_browser().new_page()
+    become(page, portal_node, "dr-house")
+    page.goto(portal_node.portal + "/explorer")
+    page.get_by_role("navigation").get_by_role("link", name="Patient records").click()
+    page.wait_for_url(re.compile(r".*/portal/clinician$"))
+    expect(page.locator('nav a[data-nav="clinician"]')).to_have_attribute("aria-current", "page")
