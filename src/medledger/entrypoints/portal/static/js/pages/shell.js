@@ -71,7 +71,7 @@ export async function submitTx(type, payload, { ttlS = 300 } = {}) {
     method: "POST", body: envelope,
     headers: { "Content-Type": "application/json", Accept: "application/json" },
   }));
-  if (status.status !== "committed") {
+  if (status.status !== "committed" || !status.ok) { // committed but refused: ok false, reason
     throw new ApiError(409, { error: { message: status.reason || `transaction ${status.status}` } });
   }
   return status;
