@@ -71,6 +71,10 @@ def test_blocks_page_back_and_a_block_shows_its_transactions(
     expect(first).to_contain_text("General Hospital")  # the sender by name, not a did:key
     expect(first.locator(".badge")).to_have_text("ok")
     screenshot(page, "explorer-block")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: tables become cards
+    expect(page.locator("#txs-table thead")).to_be_hidden()
+    expect(first.locator('td[data-label="Sender"]')).to_be_visible()
+    screenshot(page, "explorer-block-phone")
 
 
 def test_consistency_between_two_checkpoints_passes_and_fails_when_tampered(

@@ -80,7 +80,7 @@ async function showBlock(block) {
   detail.replaceChildren(el("p", { class: "muted" }, "Loading transactions…"));
   const shown = block.transactions.slice(0, MAX_TXS_SHOWN);
   const rows = await Promise.all(shown.map(txRow));
-  detail.replaceChildren(
+  detail.replaceChildren(el("div", {},
     el("dl", { class: "status-grid" },
       el("div", {}, el("dt", {}, "Hash"), el("dd", {}, el("code", {}, block.hash))),
       el("div", {}, el("dt", {}, "Previous"), el("dd", {}, el("code", {}, block.header.prev || "—"))),
@@ -92,7 +92,7 @@ async function showBlock(block) {
       ? el("table", { class: "responsive", id: "txs-table" },
         el("thead", {}, el("tr", {}, ["Type", "Sender", "Transaction", "Result", "Payload"].map((h) => el("th", { scope: "col" }, h)))),
         el("tbody", {}, rows))
-      : el("p", {}, "No transactions in this block."));
+      : el("p", {}, "No transactions in this block.")));
   document.getElementById("block-h").focus();
 }
 
@@ -164,7 +164,7 @@ function showResult(ok, message, details = []) {
 
 async function checkConsistency(fromSize, toSize) {
   let [a, b] = [checkpoints.get(fromSize), checkpoints.get(toSize)];
-  if (!a || !b) { flash("Pick two checkpoints."); return; }
+  if (!a || !b || a.size === b.size) { flash("Pick two different checkpoints."); return; }
   if (a.size > b.size) [a, b] = [b, a];
   document.getElementById("consistency-result").replaceChildren(el("p", { class: "muted" }, "Checking…"));
   // 1. both notes, again, against the key (they may come from storage)

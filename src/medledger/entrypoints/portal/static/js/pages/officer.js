@@ -35,6 +35,11 @@ async function review(row, event, batchId, outcome) {
     const body = document.querySelector("#queue tbody");
     if (body && !body.children.length) await loadQueue();
   } catch (e) {
+    if (e instanceof ApiError && e.message === "already_reviewed") {
+      flash("Someone reviewed this access already: the queue is reloaded.", "info");
+      await loadQueue();
+      return;
+    }
     buttons.forEach((b) => { b.disabled = false; });
     flash(failure("The review was not recorded", e));
   } finally {
