@@ -7,9 +7,9 @@ browser talks real HTTP to the node's own routes (``/records/key-release``,
 Python (``node.records.read``, ``node.audit.list_events``) for the answers to compare.
 
 Set-up, all signed transactions committed on the ledger: the hospital registers Dr House, the
-clinic Dr Clinic, the hospital patient-1; patient-1 consents to the hospital's practitioners
-(``c-hospital``); the node (the hospital's custodian) puts two versions of an Observation.
-Nothing is mocked.
+clinic Dr Clinic and Dr ER (an emergency physician), the hospital patient-1; patient-1
+consents to the hospital's practitioners for TREAT (``c-hospital``); the node (the hospital's
+custodian) puts two versions of an Observation. Nothing is mocked.
 """
 
 from __future__ import annotations
@@ -77,11 +77,15 @@ def _submit(node: Node, key: ParticipantKey, tx_type: str, payload: Any) -> None
 
 
 def _populate(node: Node, keys: dict[str, ParticipantKey]) -> None:
-    for name, org in (("dr-house", "hospital"), ("dr-clinic", "clinic")):
+    for name, org, role in (
+        ("dr-house", "hospital", "physician"),
+        ("dr-er", "clinic", "emergency-physician"),
+        ("dr-clinic", "clinic", "physician"),
+    ):
         payload = {
             "did": keys[name].did,
             "kind": "practitioner",
-            "roles": ["physician"],
+            "roles": [role],
             "organization": keys[org].did,
         }
         _submit(node, keys[org], "participant.register", payload)

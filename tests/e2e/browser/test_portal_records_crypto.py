@@ -331,6 +331,29 @@ def test_a_requester_without_consent_is_denied_and_the_denial_is_an_access_event
     ]
 
 
+def test_break_glass_in_the_browser_is_granted_as_break_glass_and_recorded_with_its_reason(
+    node_page: Page, records_node: RecordsNode
+) -> None:
+    patient, er = records_node.did("patient-1"), records_node.did("dr-er")
+    since_ms = int(time.time() * 1000) - 1
+    reason = "Unconscious patient in the ER; allergies needed now"
+    got = read_in_browser(node_page, records_node, "dr-er", purpose="ETREAT", justification=reason)
+    assert got.get("grant") == "break-glass", got  # the wrap is bound to the break-glass basis
+    assert got["content"] == OBSERVATIONS[-1]
+    events = records_node.node.audit.list_events(patient, actor=er, since_ms=since_ms)
+    assert [(e.decision, e.purpose, e.justification) for e in events] == [
+        ("break-glass", "ETREAT", reason)
+    ]
+
+
+def test_a_failed_release_is_release_not_a_denial(
+    node_page: Page, records_node: RecordsNode
+) -> None:
+    missing = read_in_browser(node_page, records_node, "patient-1", recordId="no-such-record")
+    assert missing["failed"] == "release" and "404" not in missing["message"]
+    assert "no such record" in missing["message"]  # the node's own (PHI-free) reason
+
+
 # --- tampered in transit ----------------------------------------------------------------------
 Tamper = Callable[[Route], None]
 
@@ -378,6 +401,7 @@ def swap_cid(body: dict[str, Any]) -> None:
         ("**/ledger/records/**", rewrite_json(swap_cid), "cid"),
         ("**/records/key-release", rewrite_json(lambda b: b.update(grant="break-glass")), "wrap"),
         ("**/records/key-release", rewrite_json(lambda b: b.update(salt="00" * 32)), "commitment"),
+        ("**/records/key-release", rewrite_json(lambda b: b.update(version=1)), "release"),
     ],
     ids=[
         "blob-flipped",
@@ -386,6 +410,7 @@ def swap_cid(body: dict[str, Any]) -> None:
         "cid-swapped",
         "grant-relabelled",
         "salt-replaced",
+        "other-version-released",
     ],
 )
 def test_answers_tampered_in_transit_fail_at_their_step(
