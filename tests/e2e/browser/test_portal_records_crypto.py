@@ -402,6 +402,7 @@ def swap_cid(body: dict[str, Any]) -> None:
         ("**/records/key-release", rewrite_json(lambda b: b.update(grant="break-glass")), "wrap"),
         ("**/records/key-release", rewrite_json(lambda b: b.update(salt="00" * 32)), "commitment"),
         ("**/records/key-release", rewrite_json(lambda b: b.update(version=1)), "release"),
+        ("**/blobs/*", lambda route: route.abort(), "cid"),
     ],
     ids=[
         "blob-flipped",
@@ -411,6 +412,7 @@ def swap_cid(body: dict[str, Any]) -> None:
         "grant-relabelled",
         "salt-replaced",
         "other-version-released",
+        "blob-withheld",
     ],
 )
 def test_answers_tampered_in_transit_fail_at_their_step(

@@ -102,7 +102,16 @@ export async function saltedCommitment(salt, plaintext) {
 }
 
 // --- the node's answers --------------------------------------------------------------------------
-async function readCapped(response, max) {
+/** The body, or null past `max` bytes; a body cut off in transit throws `step`. */
+async function readCapped(response, max, step) {
+  try {
+    return await readUpTo(response, max);
+  } catch {
+    fail(step, "the answer was cut off");
+  }
+}
+
+async function readUpTo(response, max) {
   const declared = Number(response.headers.get("Content-Length"));
   if (Number.isFinite(declared) && declared > max) return null;
   if (response.body === null) return new Uint8Array(0);
@@ -129,7 +138,7 @@ async function fetchJson(url, init, step) {
   } catch {
     fail(step, "the node could not be reached");
   }
-  const raw = await readCapped(response, MAX_ANSWER_BYTES);
+  const raw = await readCapped(response, MAX_ANSWER_BYTES, step);
   let body = null;
   try {
     body = raw === null ? null : JSON.parse(fromUtf8(raw));
@@ -224,7 +233,7 @@ export async function readRecordInBrowser({
   // 3. The ledger's entry and the ciphertext.
   const ledgerUrl = `${base}/ledger/records/${encodeURIComponent(patient)}/${encodeURIComponent(recordId)}`;
   const [ledger, blob] = await Promise.all([
-    fetchJson(ledgerUrl, { headers: { Accept: "application/json" } }, "commitment"),
+    fetchJson(ledgerUrl, { headers: { Accept: "application/json" }, cache: "no-store" }, "commitment"),
     fetchBlob(`${base}/blobs/${release.cid}`),
   ]);
   if (!ledger.ok) fail("commitment", `the ledger's record could not be read (${errorText(ledger.body, ledger.status)})`);
@@ -282,7 +291,7 @@ async function fetchBlob(url) {
     fail("cid", "the ciphertext could not be fetched");
   }
   if (!response.ok) fail("cid", `the ciphertext could not be fetched (HTTP ${response.status})`);
-  const blob = await readCapped(response, MAX_BLOB);
+  const blob = await readCapped(response, MAX_BLOB, "cid");
   if (blob === null) fail("cid", "the blob is larger than any sealed record");
   return blob;
 }
