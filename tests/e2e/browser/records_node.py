@@ -25,14 +25,13 @@ from typing import Any
 import uvicorn
 
 from medledger.bootstrap import Node, open_node
-from medledger.client import new_transaction
 from medledger.core.consent.simple import permit_to
 from medledger.core.identity.keys import ParticipantKey
 from medledger.core.ledger.canonical import canonical_document
 from medledger.entrypoints.cli.demo import create_demo_home, load_demo_keys
 from medledger.entrypoints.http.app import create_app
 
-from ..conftest import free_port
+from ..conftest import free_port, submit_and_wait
 
 RECORD_ID = "obs-temp"
 CONSENT_ID = "c-hospital"
@@ -66,16 +65,6 @@ class RecordsNode:
         return self.keys[name].did
 
 
-def _submit(node: Node, key: ParticipantKey, tx_type: str, payload: Any) -> None:
-    stx = new_transaction(
-        key, network=node.genesis.network, tx_type=tx_type, payload=payload,
-        now_s=int(time.time()),
-    )  # fmt: skip
-    node.ledger.submit(stx.wire, int(time.time()))
-    status = node.ledger.wait(stx.tx_id, 30)
-    assert status.ok, (tx_type, status.reason)
-
-
 def _populate(node: Node, keys: dict[str, ParticipantKey]) -> None:
     for name, org, role in (
         ("dr-house", "hospital", "physician"),
@@ -88,12 +77,12 @@ def _populate(node: Node, keys: dict[str, ParticipantKey]) -> None:
             "roles": [role],
             "organization": keys[org].did,
         }
-        _submit(node, keys[org], "participant.register", payload)
+        submit_and_wait(node, keys[org], "participant.register", payload)
     patient = keys["patient-1"].did
-    _submit(node, keys["hospital"], "participant.register",
+    submit_and_wait(node, keys["hospital"], "participant.register",
             {"did": patient, "kind": "patient", "roles": []})  # fmt: skip
     consent = permit_to(CONSENT_ID, patient, keys["hospital"].did)
-    _submit(node, keys["patient-1"], "consent.grant", {"consent": consent.to_json()})
+    submit_and_wait(node, keys["patient-1"], "consent.grant", {"consent": consent.to_json()})
     for content in OBSERVATIONS:
         node.records.put(
             patient=patient,

@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Playwright, Route
+from playwright.sync_api import BrowserContext, Page, Route
 
 from medledger.core.access.gate import AccessRequest
 from medledger.core.cid import cid_for
 from medledger.core.crypto.key_wrap import WrapInfo, wrap_key
 from medledger.core.crypto.record_cipher import RecordAad, salted_commitment, seal_record
 from medledger.core.ledger.canonical import canonical_document
-from tests.e2e.browser.conftest import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
 from tests.e2e.browser.crypto_server import TEST_PAGE, serve_static
 from tests.e2e.browser.records_node import (
     OBSERVATIONS,
@@ -42,20 +41,8 @@ MODULES = ("encoding", "ed25519", "hpke", "cid", "records")
 
 
 @pytest.fixture(scope="module")
-def browser(
-    playwright: Playwright, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BrowserContext]:
-    """One Chromium for the module (the harness's binary, flags and timeout, a fresh profile):
-    nothing here is kept in browser storage."""
-    context = playwright.chromium.launch_persistent_context(
-        str(tmp_path_factory.mktemp("chromium-profile")),
-        executable_path=str(CHROMIUM),
-        headless=True,
-        args=CHROMIUM_ARGS,
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    yield context
-    context.close()
+def browser(module_browser: BrowserContext) -> BrowserContext:
+    return module_browser
 
 
 @pytest.fixture(scope="module")
