@@ -145,3 +145,33 @@ def test_a_checkpoint_altered_in_transit_shows_failed(
     size = forged.get_attribute("data-size")
     expect(page.locator(f'#cp-to option[value="{size}"]')).to_have_count(0)
     screenshot(page, "explorer-forged-checkpoint")
+
+
+def test_checkpoints_this_browser_saw_are_kept_and_still_checkable(
+    open_browser: OpenBrowser, portal_node: PortalNode, screenshot: Screenshot
+) -> None:
+    wait_for_checkpoints(portal_node, 3)
+    browser = open_browser()
+    page = browser.new_page()
+    open_explorer(page, portal_node)
+    seen = page.locator("#checkpoints-table tbody tr[data-verified=true]")
+    sizes = [int(seen.nth(i).get_attribute("data-size") or 0) for i in range(seen.count())]
+    oldest = min(n for n in sizes if n > 0)  # from the empty tree there is nothing to prove
+    page.close()
+
+    # later, the node lists only its newest checkpoint: the old ones come from IndexedDB
+    def newest_only(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        route.fulfill(response=response, json={"items": body["items"][:1], "next": None})
+
+    later = browser.new_page()
+    later.route(re.compile(r".*/log/checkpoints(\?.*)?$"), newest_only)
+    open_explorer(later, portal_node)
+    expect(later.locator(f'#cp-from option[value="{oldest}"]')).to_have_count(1)
+    newest = later.locator("#checkpoints-table tbody tr").first.get_attribute("data-size")
+    assert int(newest or 0) >= max(sizes)
+    later.select_option("#cp-from", str(oldest))
+    later.select_option("#cp-to", str(newest))
+    assert check(later) == "ok"
+    screenshot(later, "explorer-kept-checkpoints")
