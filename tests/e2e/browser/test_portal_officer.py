@@ -100,11 +100,14 @@ def test_the_officer_approves_the_story_break_glass_and_it_is_on_the_ledger(
     expect(page.locator("#status-lag")).to_have_attribute("data-mode", "solo")
     screenshot(page, "officer-console")
 
-    approve.click()
+    approve.focus()  # from the keyboard
+    page.keyboard.press("Enter")
     done = page.locator(f'#reviewed li[data-event-id="{event_id}"]')
     expect(done).to_have_attribute("data-outcome", "justified")
     expect(page.locator(f'#queue tr[data-event-id="{event_id}"]')).to_have_count(0)
     expect(page.locator("#flash")).to_contain_text("Reviewed as justified")
+    focused = page.evaluate("document.activeElement.id || document.activeElement.tagName")
+    assert focused in ("reviewed-h", "BUTTON")  # focus stays in the queue, not lost to <body>
     screenshot(page, "officer-reviewed")
 
     tx_id = done.get_attribute("data-tx-id")

@@ -26,7 +26,10 @@ async function review(row, event, batchId, outcome) {
   row.setAttribute("aria-busy", "true");
   try {
     const status = await submitTx("access.review", { batch_id: batchId, event_id: event.event_id, outcome });
+    // keyboard users keep their place: focus moves to the next row's ruling, else the heading
+    const next = row.nextElementSibling || row.previousElementSibling;
     row.remove();
+    (next?.querySelector("button") || document.getElementById("reviewed-h")).focus();
     document.getElementById("reviewed").append(el("li", {
       "data-event-id": event.event_id, "data-tx-id": status.tx_id, "data-outcome": outcome,
     }, `${formatTime(event.time_ms)} — ${outcome} (block ${status.height}, transaction `,
