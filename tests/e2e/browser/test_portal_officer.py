@@ -262,11 +262,17 @@ def test_an_emergency_physician_breaks_the_glass_with_a_justification(
     pick_patient(page, "patient-1")
     page.locator("#records-table tbody tr button[data-read]").first.click()
     expect(page.locator("#flash")).to_contain_text("needs a justification")  # none given yet
-    page.fill("#justification", "Browser test: collapsed in the waiting room, history needed")
+    why = f"Browser test {time.time_ns()}: collapsed in the waiting room, history needed"
+    page.fill("#justification", why)
     page.locator("#records-table tbody tr button[data-read]").first.click()
     result = page.locator("#result .result")
     expect(result).to_have_attribute("data-outcome", "permitted")
     expect(result).to_contain_text("BREAK-GLASS")
+    # patient-1 revoked every consent: it was a break-glass, with the justification, in their trail
+    assert any(
+        e["decision"] == "break-glass" and e["justification"] == why
+        for e in patient_audit(portal_node, "patient-1")
+    )
     screenshot(page, "clinician-break-glass")
 
 

@@ -86,7 +86,8 @@ async function read(patient, recordId) {
     box.replaceChildren(el("div", { class: "result", "data-record-id": recordId, "data-outcome": "permitted" },
       el("h3", {}, `Permitted: ${result.resource_type} ${recordId}, version ${result.version}`),
       BREAK_GLASS.includes(purpose)
-        ? el("p", { class: "badge warn" }, "BREAK-GLASS access: recorded, shown to the patient and queued for review")
+        ? el("p", { class: "badge warn" }, "Asked as BREAK-GLASS: unless a consent covered it, the access is"
+          + " recorded as break-glass with your justification, shown to the patient and queued for review")
         : null,
       el("pre", { class: "payload" }, JSON.stringify(result.content, null, 2))));
     flash("Read permitted; the access is recorded in the patient's audit trail.", "info");
