@@ -12,9 +12,10 @@ import json
 import re
 import time
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from .conftest import OpenBrowser, PortalNode, Screenshot, sign_in
 
@@ -363,3 +364,39 @@ def test_a_ruling_someone_else_made_first_is_refused_by_the_ledger_and_said_so(
     expect(page.locator(f'#queue tr[data-event-id="{event_id}"]')).to_have_count(0)
     expect(page.locator(f'#reviewed li[data-event-id="{event_id}"]')).to_have_count(0)
     screenshot(page, "officer-already-reviewed")
+
+
+def test_a_slow_answer_for_the_previous_patient_never_shows_under_the_next(
+    open_browser: OpenBrowser, portal_node: PortalNode
+) -> None:
+    people = dids(portal_node)
+    slow, quick = people["patient-4"], people["patient-5"]
+    page = open_browser().new_page()
+    become(page, portal_node, "dr-house")
+    held: list[Route] = []
+
+    def for_slow(url: str) -> bool:  # the page encodes the did's colons
+        return f"/ledger/records/{slow}?" in unquote(url)
+
+    def hold(route: Route) -> None:  # patient-4's listing is held back...
+        held.append(route)
+
+    page.route(for_slow, hold)
+    page.goto(portal_node.portal + "/clinician")
+    expect(page.locator("#patient option", has_text="patient-5")).to_have_count(1)
+    page.select_option("#patient", slow)
+    page.select_option("#patient", quick)
+    page.locator("#records-table").wait_for()  # ...patient-5's is shown...
+    assert len(held) == 1
+    with page.expect_response(lambda r: for_slow(r.url)) as late:
+        held[0].fulfill(response=held[0].fetch())  # ...then patient-4's arrives
+    late.value.finished()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 100))")  # the page handles it
+
+    def records(did: str) -> set[str]:
+        items = httpx.get(f"{portal_node.url}ledger/records/{did}").json()["items"]
+        return {h["record_id"] for h in items}
+
+    rows = page.locator("#records-table tbody tr")
+    shown = {rows.nth(i).get_attribute("data-record-id") for i in range(rows.count())}
+    assert shown and shown <= records(quick) and not shown & records(slow)

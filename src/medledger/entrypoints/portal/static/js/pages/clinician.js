@@ -28,7 +28,14 @@ async function fillPatients() {
     ...patients.map((p) => el("option", { value: p.did, "data-name": demoNames.get(p.did) || "" }, patientLabel(p))));
 }
 
+// Only the latest listing or read may paint: an earlier, slower answer (the patient changed
+// meanwhile) must never show one patient's records under another's name.
+let listing = 0;
+let reading = 0;
+
 async function listRecords(patient) {
+  const mine = ++listing;
+  reading += 1; // a read still on its way is about the previous patient
   const box = document.getElementById("records");
   box.replaceChildren(el("p", { class: "muted" }, "Loading…"));
   box.setAttribute("aria-busy", "true");
@@ -39,6 +46,7 @@ async function listRecords(patient) {
       const query = new URLSearchParams({ limit: "100" });
       if (after) query.set("after", after);
       const body = await getJson(`/ledger/records/${encodeURIComponent(patient)}?${query}`);
+      if (mine !== listing) return;
       heads.push(...body.items);
       if (!body.next) break;
       after = body.next;
@@ -60,10 +68,11 @@ async function listRecords(patient) {
           onclick: () => read(patient, h.record_id),
         }, "Read")))))));
   } catch (e) {
+    if (mine !== listing) return;
     box.replaceChildren(el("p", { class: "muted" }, "The records could not be listed."));
     flash(`Records not listed: ${e.message || e}`);
   } finally {
-    box.removeAttribute("aria-busy");
+    if (mine === listing) box.removeAttribute("aria-busy");
   }
 }
 
@@ -79,10 +88,12 @@ async function read(patient, recordId) {
     }
     payload.justification = why;
   }
+  const mine = ++reading;
   const box = document.getElementById("result");
   box.replaceChildren(el("p", { class: "muted" }, "Asking the record's custodian…"));
   try {
     const result = await signedPost("/records/read", "request.read", payload);
+    if (mine !== reading) return;
     box.replaceChildren(el("div", { class: "result", "data-record-id": recordId, "data-outcome": "permitted" },
       el("h3", {}, `Permitted: ${result.resource_type} ${recordId}, version ${result.version}`),
       BREAK_GLASS.includes(purpose)
@@ -92,6 +103,7 @@ async function read(patient, recordId) {
       el("pre", { class: "payload" }, JSON.stringify(result.content, null, 2))));
     flash("Read permitted; the access is recorded in the patient's audit trail.", "info");
   } catch (e) {
+    if (mine !== reading) return;
     if (e instanceof ApiError && e.status === 403) {
       const reasons = (e.message || "").replace(/^access denied:\s*/, "");
       box.replaceChildren(el("div", { class: "result", "data-record-id": recordId, "data-outcome": "denied" },
