@@ -22,16 +22,23 @@ const checkpoints = new Map(); // size -> {size, note, rootHash, ok, reason}
 let nextBefore = null;
 
 // --- blocks -------------------------------------------------------------------------------
+// Only the latest paging or block request paints: an older, slower answer may finish last.
+let paging = 0;
+let showing = 0;
+
 async function loadBlocks(top) {
+  const mine = ++paging;
   const box = document.getElementById("blocks");
   box.setAttribute("aria-busy", "true");
   try {
     const latest = await getJson("/ledger/blocks/latest");
+    if (mine !== paging) return;
     latestHeight = latest.height;
     topHeight = Math.max(0, Math.min(top ?? latestHeight, latestHeight));
     const heights = [];
     for (let h = topHeight; h >= 0 && heights.length < BLOCKS_PER_PAGE; h -= 1) heights.push(h);
     const blocks = await Promise.all(heights.map((h) => (h === latest.height ? latest : getJson(`/ledger/blocks/${h}`))));
+    if (mine !== paging) return;
     box.replaceChildren(el("table", { class: "responsive", id: "blocks-table" },
       el("thead", {}, el("tr", {}, ["Height", "Time", "Transactions", "Hash", ""].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, blocks.map((b) => el("tr", { "data-height": b.height },
@@ -44,9 +51,9 @@ async function loadBlocks(top) {
     document.getElementById("blocks-newer").disabled = topHeight >= latestHeight;
     document.getElementById("blocks-older").disabled = topHeight - BLOCKS_PER_PAGE < 0;
   } catch (e) {
-    flash(`Blocks not loaded: ${e.message || e}`);
+    if (mine === paging) flash(`Blocks not loaded: ${e.message || e}`);
   } finally {
-    box.removeAttribute("aria-busy");
+    if (mine === paging) box.removeAttribute("aria-busy");
   }
 }
 
@@ -71,6 +78,7 @@ async function txRow(summary) {
 }
 
 async function showBlock(block) {
+  const mine = ++showing;
   const section = document.getElementById("block-section");
   const detail = document.getElementById("block-detail");
   section.hidden = false;
@@ -80,6 +88,7 @@ async function showBlock(block) {
   detail.replaceChildren(el("p", { class: "muted" }, "Loading transactions…"));
   const shown = block.transactions.slice(0, MAX_TXS_SHOWN);
   const rows = await Promise.all(shown.map(txRow));
+  if (mine !== showing) return;
   detail.replaceChildren(el("div", {},
     el("dl", { class: "status-grid" },
       el("div", {}, el("dt", {}, "Hash"), el("dd", {}, el("code", {}, block.hash))),

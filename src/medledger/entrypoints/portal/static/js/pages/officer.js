@@ -108,13 +108,18 @@ const DECISIONS = [
   { key: "break-glass", label: "break-glass" },
 ];
 
+let charting = 0; // only the latest request paints (an older, slower one may finish last)
+
 async function loadCharts(days) {
+  const mine = ++charting;
   const box = document.getElementById("charts");
   box.setAttribute("aria-busy", "true");
   let stats;
   try {
     stats = await signedPost("/audit/stats", "request.access_stats", { purpose: PURPOSE, days });
+    if (mine !== charting) return;
   } catch (e) {
+    if (mine !== charting) return;
     box.replaceChildren(el("p", { class: "muted" }, "The charts could not be loaded."));
     flash(failure("Access statistics not loaded", e));
     return;
@@ -131,6 +136,7 @@ async function loadCharts(days) {
   const actors = await Promise.all(stats.denials_by_actor.map(async (a) => ({
     key: a.actor, label: await nameOf(a.actor), value: a.count,
   })));
+  if (mine !== charting) return;
   const denials = horizontalBars({
     id: "chart-denials", title: "Denials by actor", rowHeader: "Actor", valueLabel: "denials",
     rows: actors, empty: "No denials in this period.",
