@@ -89,6 +89,8 @@ async function showBlock(block) {
   const shown = block.transactions.slice(0, MAX_TXS_SHOWN);
   const rows = await Promise.all(shown.map(txRow));
   if (mine !== showing) return;
+  const missing = rows.filter((r) => !r.dataset.type).length;
+  if (missing) flash(`${missing} transaction(s) of block ${block.height} could not be loaded.`);
   detail.replaceChildren(el("div", {},
     el("dl", { class: "status-grid" },
       el("div", {}, el("dt", {}, "Hash"), el("dd", {}, el("code", {}, block.hash))),
