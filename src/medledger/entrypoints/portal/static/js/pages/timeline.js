@@ -84,8 +84,9 @@ function rowOf(directory, row) {
   return tr;
 }
 
-function setMark(tr, state, reason = "") {
+function setMark(tr, state, reason = "", code = "") {
   tr.dataset.verified = state;
+  if (code) tr.dataset.reason = code;
   tr.lastElementChild.replaceWith(markCell(state, reason));
   tr.classList.toggle("verify-failed", state === "failed");
 }
@@ -96,12 +97,12 @@ async function verifyRow(tr, row) {
   try {
     const { event } = await verifyEventReceipt(row.receipt, identity.logKey, view.caches);
     if (canonicalize(event) !== canonicalize(row.event)) {
-      throw new Error("the listed event is not the event its receipt proves");
+      throw Object.assign(new Error("the listed event is not the event its receipt proves"), { reason: "listed-event" });
     }
     setMark(tr, "ok");
     return "ok";
   } catch (e) {
-    setMark(tr, "failed", e.message || String(e));
+    setMark(tr, "failed", e.message || String(e), e.reason || "error");
     view.failed.add(row.event.event_id);
     return "failed";
   }
