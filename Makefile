@@ -8,7 +8,7 @@ PORT   ?= 8000
 
 ETCD   := /usr/bin/etcd
 
-.PHONY: run test test-slow bench lint lock clean etcd chromium
+.PHONY: run test test-slow bench lint lock clean etcd chromium portal-vendor
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ $(CHROMIUM):
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
 chromium: $(CHROMIUM)
+
+# The portal's vendored JavaScript (scrypt from @noble/hashes, ADR 0019), rebuilt from the npm
+# lock file; the output is committed, so run and test need no npm.
+portal-vendor:
+	cd portal-vendor && npm ci --ignore-scripts --no-audit --no-fund
+	node portal-vendor/build.mjs
 
 run: $(STAMP)
 	$(BIN)/medledger demo --home $(HOME_DIR) --port $(PORT)
