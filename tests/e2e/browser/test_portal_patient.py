@@ -290,6 +290,7 @@ def test_view_a_record_and_export_everything_as_a_valid_fhir_bundle(
     record = _first_record(played, patient, "Observation")
     page.locator(f'[data-view="{record}"]').click()
     expect(page.locator("#view-content")).to_contain_text('"resourceType": "Observation"')
+    expect(page.locator("#view-meta")).to_contain_text("Decrypted here, in your browser")
     screenshot(page, "records-view")
 
     with page.expect_download() as info:
@@ -308,6 +309,28 @@ def test_view_a_record_and_export_everything_as_a_valid_fhir_bundle(
     assert len({e["fullUrl"] for e in document["entry"]}) == len(document["entry"])
     expect(page.locator("#export-status")).to_contain_text("Downloaded")
     screenshot(page, "records-exported")
+
+
+def test_a_ciphertext_altered_in_transit_is_refused(
+    played: PortalNode, open_browser: OpenBrowser
+) -> None:
+    """Key release, then the blob fetched by CID: one flipped byte and the page refuses it."""
+    patient = _key(played, "patient-4").did
+    record = _first_record(played, patient, "Observation")
+    page = open_browser().new_page()
+
+    def flip(route: Route) -> None:
+        response = route.fetch()
+        body = bytearray(response.body())
+        body[-1] ^= 0x01
+        route.fulfill(response=response, body=bytes(body))
+
+    page.route("**/blobs/*", flip)
+    sign_in(page, played, "patient-4")
+    page.goto(played.portal + "/records")
+    page.locator(f'[data-view="{record}"]').click()
+    expect(page.locator("#flash")).to_contain_text("not the one its CID names")
+    expect(page.locator("#record-view")).to_be_hidden()
 
 
 def test_erasure_needs_confirmation_and_leaves_a_tombstone(

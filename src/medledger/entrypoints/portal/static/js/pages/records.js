@@ -1,12 +1,14 @@
 // My records (issue 8 item 4): the patient's records as the ledger anchors them (heads: type,
-// versions, tombstones), one opened through a signed request.read (decided and logged like
-// anyone's), everything downloaded as one FHIR Bundle, and erasure (GDPR art. 17): a signed
+// versions, tombstones), one opened through key release and decrypted in the browser
+// (patient_keyrelease.js, as `medledger records get`; decided and logged like anyone's),
+// everything downloaded as one FHIR Bundle, and erasure (GDPR art. 17): a signed
 // request.erase to the record's custodian node, confirmed in a <dialog>, after which the
 // ledger's tombstone shows. The patient's own erase request is honoured by the custodian
 // node at once (access gate step 2: a patient may act on their own records).
 import { requireIdentity, signedPost, getJson, el, flash, formatTime, nodeInfo } from "./shell.js";
 import { participants, nameOf } from "./patient_directory.js";
 import { exportBundle, download } from "./patient_export.js";
+import { readRecord } from "./patient_keyrelease.js";
 
 const PAGE = 50;
 const DETAIL_CONCURRENCY = 6;
@@ -84,17 +86,18 @@ async function refresh() {
 async function view(head) {
   const section = document.getElementById("record-view");
   try {
-    const result = await signedPost("/records/read", "request.read", {
-      patient: identity.did, record_id: head.record_id, purpose: "PATRQT",
-    });
-    document.getElementById("view-h").textContent = `${result.resource_type}, version ${result.version}`;
+    const result = await readRecord(identity, { patient: identity.did, recordId: head.record_id });
+    document.getElementById("view-h").textContent = `${result.resourceType}, version ${result.version}`;
     document.getElementById("view-meta").textContent =
-      `Decrypted by its custodian for you and logged as an access event. Ciphertext ${result.cid}.`;
+      "Decrypted here, in your browser, with a key released to this page alone; checked against " +
+      `its ciphertext's CID and its commitment on the ledger (block ${result.height}). ` +
+      "Logged as an access event.";
     document.getElementById("view-content").textContent = JSON.stringify(result.content, null, 2);
     section.hidden = false;
     section.dataset.recordId = head.record_id;
     document.getElementById("view-h").focus();
   } catch (e) {
+    section.hidden = true;
     flash(`Could not open the record: ${e.message}`);
   }
 }
