@@ -262,10 +262,13 @@ def test_grant_then_revoke_changes_what_a_practitioner_can_read(
     expect(page.locator("#who-can-see")).to_have_attribute("data-loaded", "true")
     page.locator("#g-grantee").select_option(clinic_doctor.did)
     page.get_by_label("Observation").check()
+    page.locator("#g-from").fill(time.strftime("%Y-%m-%d", time.gmtime()))
+    page.locator("#g-until").fill("2030-01-31")
     page.locator("#grant-submit").click()
     granted = page.locator(f'#who-can-see-body tr[data-grantee="{clinic_doctor.did}"]')
     expect(granted).to_contain_text("Observation")
     expect(granted).to_contain_text("TREAT")
+    expect(granted).to_contain_text("until 2030-02-01 00:00:00 UTC")  # the end of Jan 31
     expect(page.locator("#flash")).to_contain_text("Granted")
     screenshot(page, "consent-granted")
     assert _read_as(played, clinic_doctor, patient, record) == 200

@@ -11,8 +11,9 @@ const DAY_MS = 86_400_000;
 const identity = await requireIdentity({ kinds: ["patient"] });
 let directory = new Map();
 
-/** The policy JSON of permit_to(consent_id, patient, actor, purposes, classes, until_ms). */
-export function permitTo(consentId, patient, actor, { purposes, classes, untilMs }) {
+/** The policy JSON of permit_to(consent_id, patient, actor, purposes, classes, until_ms), with
+ * an optional start of the period too (the policy form's Period; start inclusive, end not). */
+export function permitTo(consentId, patient, actor, { purposes, classes, untilMs, fromMs = null }) {
   return {
     consent_id: consentId,
     patient,
@@ -25,7 +26,7 @@ export function permitTo(consentId, patient, actor, { purposes, classes, untilMs
     date_time_ms: null,
     provision: {
       type: "permit",
-      period: untilMs === null ? null : { start_ms: null, end_ms: untilMs },
+      period: untilMs === null && fromMs === null ? null : { start_ms: fromMs, end_ms: untilMs },
       actors: [{ role: "PRCP", reference: actor, practitioner_role: null }],
       actions: ["access"],
       security_labels: [],
@@ -40,8 +41,9 @@ export function permitTo(consentId, patient, actor, { purposes, classes, untilMs
 }
 
 function untilText(period) {
-  if (!period || period.end_ms === null || period.end_ms === undefined) return "until revoked";
-  return `until ${formatTime(period.end_ms)}`;
+  const from = period && period.start_ms != null ? `from ${formatTime(period.start_ms)} ` : "";
+  if (!period || period.end_ms === null || period.end_ms === undefined) return `${from}until revoked`;
+  return `${from}until ${formatTime(period.end_ms)}`;
 }
 
 function actorsOf(provision) {
@@ -155,8 +157,15 @@ function wire() {
     if (untilMs !== null && (!Number.isFinite(untilMs) || untilMs <= Date.now())) {
       return flash("“Until” must be a date in the future.");
     }
+    const from = data.get("from");
+    const fromMs = from ? Date.parse(`${from}T00:00:00Z`) : null;
+    if (fromMs !== null && (!Number.isFinite(fromMs) || (untilMs !== null && fromMs >= untilMs))) {
+      return flash("“From” must be a date before “Until”.");
+    }
     const consentId = `consent-${hexEncode(randomBytes(6))}`;
-    const consent = permitTo(consentId, identity.did, grantee, { purposes, classes: data.getAll("class"), untilMs });
+    const consent = permitTo(consentId, identity.did, grantee, {
+      purposes, classes: data.getAll("class"), untilMs, fromMs,
+    });
     const button = document.getElementById("grant-submit");
     button.disabled = true;
     try {
