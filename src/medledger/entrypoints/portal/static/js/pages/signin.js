@@ -5,7 +5,7 @@
 // Nothing secret leaves the page: the key file is fetched (demo) or read from disk, never sent.
 import { openKeyFile, KeyFileError, DECRYPTION_FAILED, MAX_KEY_FILE_BYTES } from "../lib/keyfile.js";
 import { importSeed } from "../lib/ed25519.js";
-import { saveIdentity } from "../lib/keyring.js";
+import { saveIdentity, loadIdentity } from "../lib/keyring.js";
 import { ApiError, nodeInfo, getJson, flash } from "./shell.js";
 
 const PIN_PREFIX = "medledger.pinned-log-key/";
@@ -148,4 +148,19 @@ function wire() {
   }
 }
 
+async function showCurrent() {
+  const current = await loadIdentity().catch(() => null);
+  if (!current) return;
+  const home = current.kind === "patient" ? "/portal/timeline" : null;
+  const root = document.getElementById("signin-status");
+  root.replaceChildren(`You are signed in as ${current.name}. Signing in again replaces that key in this browser.`);
+  if (home) {
+    const link = document.createElement("a");
+    link.href = home;
+    link.textContent = " Go to your page";
+    root.append(link);
+  }
+}
+
 wire();
+showCurrent();

@@ -118,7 +118,7 @@ function showFailures() {
     "What this page shows for them cannot be trusted: the proof or the checkpoint was altered.";
   alertBox.textContent = message;
   alertBox.hidden = false;
-  flash(message);
+  flash("Verification FAILED for some events: see the alert and the rows marked in red.");
 }
 
 function summarize(count, states) {
