@@ -9,11 +9,15 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 from fhir.resources.R4B.auditevent import AuditEvent
 
 from medledger.client import new_transaction
+from medledger.core.audit.receipt import verify_event_receipt
 from medledger.core.consent.fhir import to_fhir
 from medledger.core.consent.simple import permit_to
+from medledger.core.note import parse_verifier_key
+from medledger.errors import MedledgerError
 
 from .conftest import FhirNode
 
@@ -74,3 +78,87 @@ def test_audit_events_are_read_only_and_only_for_the_patient(fhir_node: FhirNode
     with fhir_node.as_("patient-2", "patient/AuditEvent.rs",
                        patient=fhir_node.keys["patient-2"].did) as other:  # fmt: skip
         assert isinstance(other, httpx.Client)
+
+
+def listed_denials(
+    node: FhirNode, http: httpx.Client, who: str, actor: str, record_id: str
+) -> list[dict[str, Any]]:
+    """The patient's signed ``request.list_audit``: the actor's denials of ``record_id``."""
+    request = new_transaction(
+        node.keys[who], network=node.node.genesis.network, tx_type="request.list_audit",
+        payload={"patient": node.keys[who].did, "purpose": "PATADMIN", "actor": actor,
+                 "decision": "deny", "wait_ms": 2000},
+        now_s=int(time.time()), ttl_s=60,
+    )  # fmt: skip
+    answer = http.post("/audit/events", content=request.wire,
+                       headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    rows = [r for r in answer.json()["events"] if r["event"]["record_id"] == record_id]
+    assert len(rows) == 1, answer.text
+    return rows
+
+
+def test_a_denied_fhir_read_is_in_the_patients_audit_with_a_receipt_that_verifies(
+    fhir_node: FhirNode,
+) -> None:
+    """Issue 6, done when: a denied read shows up in the patient's audit (FHIR AuditEvent and
+    the signed ``/audit/events`` listing) with a receipt that verifies offline, log key only."""
+    patient = fhir_node.keys["patient-2"].did
+    clinic = fhir_node.keys["dr-clinic"].did
+    with fhir_node.as_("dr-house") as house:
+        made = house.post("/Patient", json={
+            "resourceType": "Patient",
+            "identifier": [{"system": "urn:ietf:rfc:3986", "value": patient}]})  # fmt: skip
+        assert made.status_code == 201, made.text
+        observation = house.post("/Observation", json={
+            "resourceType": "Observation", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+            "subject": {"reference": f"Patient/{made.json()['id']}"}})  # fmt: skip
+        assert observation.status_code == 201, observation.text
+    record_id = observation.json()["id"]
+    # 1. the read is denied: 403 with an OperationOutcome, nothing of the record in it
+    with fhir_node.as_("dr-clinic") as other:
+        denied = other.get(f"/Observation/{record_id}")
+    assert denied.status_code == 403
+    outcome = denied.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "forbidden"
+    assert "8867-4" not in denied.text
+    # 2. the patient sees it as a FHIR AuditEvent: the clinic's doctor, denied (no consent)
+    with fhir_node.as_("patient-2", "patient/AuditEvent.rs", patient=patient) as me:
+        listed = me.get("/AuditEvent", params={"_count": "100"})
+    assert listed.status_code == 200, listed.text
+    denials = [
+        e["resource"]
+        for e in listed.json()["entry"]
+        if e["resource"]["outcome"] == "8"
+        and any(a["who"]["identifier"]["value"] == clinic for a in e["resource"]["agent"])
+    ]
+    assert len(denials) == 1, listed.text
+    AuditEvent.model_validate(denials[0])
+    assert denials[0]["outcomeDesc"] == "no-consent"
+    assert "8867-4" not in listed.text  # codes (PHI) never reach the audit trail
+    # 3. ... and in the signed /audit/events listing, with a receipt that verifies offline
+    with httpx.Client(base_url=fhir_node.url, timeout=30) as http:
+        log_key = http.get("/log/verifier-key").text.strip()
+        rows = listed_denials(fhir_node, http, "patient-2", clinic, record_id)
+        for _ in range(5):  # the server waits up to 2 s a listing for pending receipts
+            if rows[0]["receipt"] is not None:
+                break
+            rows = listed_denials(fhir_node, http, "patient-2", clinic, record_id)
+    assert rows[0]["receipt"] is not None
+    verified = verify_event_receipt(rows[0]["receipt"].encode(), parse_verifier_key(log_key))
+    assert (verified.actor, verified.patient, verified.record_id, verified.decision) == (
+        clinic,
+        patient,
+        record_id,
+        "deny",
+    )
+    assert verified.action == "read" and verified.resource_type == "Observation"
+    # a receipt whose event names another record does not verify
+    tampered = rows[0]["receipt"].replace(
+        record_id, record_id[:-1] + ("1" if record_id[-1] != "1" else "2")
+    )
+    assert tampered != rows[0]["receipt"]
+    with pytest.raises(MedledgerError):
+        verify_event_receipt(tampered.encode(), parse_verifier_key(log_key))

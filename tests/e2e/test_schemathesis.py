@@ -147,6 +147,8 @@ OPERATIONS = (
     "GET /fhir/{resource_type}/_history",
     "GET /fhir/{resource_type}",
     "POST /fhir/{resource_type}",
+    "PUT /fhir/{resource_type}",
+    "DELETE /fhir/{resource_type}",
     "POST /fhir/{resource_type}/_search",
     "GET /fhir/{resource_type}/{record_id}",
     "PUT /fhir/{resource_type}/{record_id}",

@@ -73,6 +73,9 @@ from medledger.services.records import Authorised, RecordService
 #: Resources ``_include``/``_revinclude`` and ``$everything`` may add to one answer.
 MAX_INCLUDED = 200
 MAX_EVERYTHING = 1000
+#: Why a conditional interaction was refused, whether its condition matched several
+#: resources or one the principal may not see (ADR 0021: the same words for both).
+NOT_ONE_MATCH = "the condition does not select exactly one resource this request may use"
 
 
 class FhirIndex(Protocol):
@@ -622,6 +625,25 @@ class FhirService:
         decided = self._authorise(principal, [(h, h.version) for h in wanted], "search", now_ms)
         matches = [self._served(d, h.time_ms) for h, d in zip(wanted, decided, strict=True) if d]
         return SearchResult(matches, [], len(matches), len(matches) < len(wanted))
+
+    # --- conditional interactions (ADR 0021) -----------------------------------------------
+    def match(self, principal: Principal, query: SearchQuery, now_ms: int) -> Head | None:
+        """The one live resource a condition selects (FHIR R4 §3.1.0.8, §3.1.0.4.3,
+        §3.1.0.7.1), or None when it selects none. Matching is a search: the scopes must
+        allow ``s`` on the type, and the one candidate is decided by the gate (an access
+        event). More than one candidate, or one the gate denies: ``PreconditionFailedError``
+        with the same words, so a denied resource is told apart neither from an ambiguous
+        match nor by its id, content or version."""
+        patient = self._patient_scope(principal, query.resource_type)
+        heads = self._index.search(query, patient=patient, limit=2)
+        if not heads:
+            return None
+        if len(heads) == 1:
+            (authorised,) = self._authorise(principal, [(heads[0], heads[0].version)],
+                                            "search", now_ms)  # fmt: skip
+            if authorised is not None:
+                return heads[0]
+        raise PreconditionFailedError(NOT_ONE_MATCH)
 
 
 def _references(resource: dict[str, Any], resource_type: str, param: str) -> list[str]:

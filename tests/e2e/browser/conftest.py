@@ -72,6 +72,23 @@ def open_browser(playwright: Playwright, tmp_path: Path) -> Iterator[OpenBrowser
         context.close()
 
 
+@pytest.fixture(scope="module")
+def module_browser(
+    playwright: Playwright, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrowserContext]:
+    """One Chromium (same binary, flags and timeout, a fresh profile) for a module whose tests
+    keep nothing in browser storage: a launch costs a second or more on a loaded machine."""
+    context = playwright.chromium.launch_persistent_context(
+        str(tmp_path_factory.mktemp("chromium-profile")),
+        executable_path=str(CHROMIUM),
+        headless=True,
+        args=CHROMIUM_ARGS,
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    yield context
+    context.close()
+
+
 @pytest.fixture
 def screenshot(request: pytest.FixtureRequest) -> Screenshot:
     """Saves a full-page screenshot as ``<test name>-<label>.png`` under the run's output."""

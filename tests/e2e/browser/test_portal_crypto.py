@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Playwright
+from playwright.sync_api import BrowserContext, Page
 
 from medledger.adapters.keystore import KeyFile, write_key_file
 from medledger.bootstrap import Node
@@ -42,9 +42,6 @@ from medledger.core.note import Signer, format_verifier_key, parse_verifier_key
 from medledger.core.receipt import Receipt, format_receipt, parse_receipt
 from medledger.errors import MedledgerError
 from tests.e2e.browser.conftest import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    TIMEOUT_MS,
     OpenBrowser,
     Screenshot,
 )
@@ -64,20 +61,8 @@ def base_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser(
-    playwright: Playwright, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BrowserContext]:
-    """One Chromium for the module (the harness's binary, flags and timeout, a fresh profile):
-    these tests share no state but the served files, and a launch costs a second or more."""
-    context = playwright.chromium.launch_persistent_context(
-        str(tmp_path_factory.mktemp("chromium-profile")),
-        executable_path=str(CHROMIUM),
-        headless=True,
-        args=CHROMIUM_ARGS,
-    )
-    context.set_default_timeout(TIMEOUT_MS)
-    yield context
-    context.close()
+def browser(module_browser: BrowserContext) -> BrowserContext:
+    return module_browser
 
 
 @pytest.fixture

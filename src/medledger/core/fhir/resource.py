@@ -143,15 +143,21 @@ def parse_resource(value: object, expected_type: str | None = None) -> dict[str,
         raise InvalidInputError("resourceType: does not match the URL", parameter="resourceType")
     validate(value, resource_type)
     _check_codes(value, resource_type)
-    resource = dict(value)
-    meta = resource.get("meta")
+    return without_server_meta(value)
+
+
+def without_server_meta(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """Step 3: the resource without ``meta.versionId``/``meta.lastUpdated`` (and without
+    ``meta`` when nothing else was in it)."""
+    out = dict(resource)
+    meta = out.get("meta")
     if isinstance(meta, dict):
         kept = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
         if kept:
-            resource["meta"] = kept
+            out["meta"] = kept
         else:
-            del resource["meta"]
-    return resource
+            del out["meta"]
+    return out
 
 
 def patient_did(patient: Mapping[str, Any]) -> str:

@@ -50,6 +50,8 @@ def _p(kind: Kind, *paths: str) -> Param:
 
 
 _SUBJECT = {"patient": _p("reference", "subject"), "subject": _p("reference", "subject")}
+#: Every stored type has ``identifier`` (FHIR R4): what conditional interactions match on.
+_IDENTIFIER = {"identifier": _p("token", "identifier")}
 _CLINICAL_DATE = ("effectiveDateTime", "effectivePeriod", "effectiveInstant")
 PARAMETERS: Final[Mapping[str, Mapping[str, Param]]] = {
     "Patient": {
@@ -62,6 +64,7 @@ PARAMETERS: Final[Mapping[str, Mapping[str, Param]]] = {
     },
     "Observation": {
         **_SUBJECT,
+        **_IDENTIFIER,
         "code": _p("token", "code"),
         "category": _p("token", "category"),
         "date": _p("date", *_CLINICAL_DATE),
@@ -69,6 +72,7 @@ PARAMETERS: Final[Mapping[str, Mapping[str, Param]]] = {
     },
     "Condition": {
         **_SUBJECT,
+        **_IDENTIFIER,
         "code": _p("token", "code"),
         "category": _p("token", "category"),
         "clinical-status": _p("token", "clinicalStatus"),
@@ -77,6 +81,7 @@ PARAMETERS: Final[Mapping[str, Mapping[str, Param]]] = {
     },
     "MedicationRequest": {
         **_SUBJECT,
+        **_IDENTIFIER,
         "code": _p("token", "medicationCodeableConcept"),
         "status": _p("token", "status"),
         "intent": _p("token", "intent"),
@@ -84,6 +89,7 @@ PARAMETERS: Final[Mapping[str, Mapping[str, Param]]] = {
     },
     "AllergyIntolerance": {
         "patient": _p("reference", "patient"),
+        **_IDENTIFIER,
         "code": _p("token", "code"),
         "clinical-status": _p("token", "clinicalStatus"),
         "category": _p("token", "category"),
@@ -92,6 +98,7 @@ PARAMETERS: Final[Mapping[str, Mapping[str, Param]]] = {
     },
     "Encounter": {
         **_SUBJECT,
+        **_IDENTIFIER,
         "status": _p("token", "status"),
         "class": _p("token", "class"),
         "type": _p("token", "type"),
@@ -99,6 +106,7 @@ PARAMETERS: Final[Mapping[str, Mapping[str, Param]]] = {
     },
     "DiagnosticReport": {
         **_SUBJECT,
+        **_IDENTIFIER,
         "code": _p("token", "code"),
         "category": _p("token", "category"),
         "status": _p("token", "status"),
@@ -106,6 +114,7 @@ PARAMETERS: Final[Mapping[str, Mapping[str, Param]]] = {
     },
     "DocumentReference": {
         **_SUBJECT,
+        **_IDENTIFIER,
         "type": _p("token", "type"),
         "category": _p("token", "category"),
         "status": _p("token", "status"),
@@ -407,6 +416,20 @@ def parse_query(resource_type: str, items: Iterable[tuple[str, str]]) -> SearchQ
         tuple(b.includes),
         b.total,
     )
+
+
+def parse_condition(resource_type: str, items: Iterable[tuple[str, str]]) -> SearchQuery:
+    """The search of a conditional create, update or delete (FHIR R4 §3.1.0.8, §3.1.0.4.3,
+    §3.1.0.7.1): search parameters only, at least one (an empty condition would select
+    everything); result parameters (``_count``, ``_sort``, ``_include`` ...) are refused."""
+    pairs = list(_bounded(items))
+    query = parse_query(resource_type, pairs)
+    for name, _ in pairs:
+        if name.partition(":")[0] not in ("_id", "_lastUpdated") and name.startswith("_"):
+            raise _bad(name[:64], "a condition takes search parameters only")
+    if not query.clauses:
+        raise _bad("condition", "at least one search parameter")
+    return query
 
 
 def _bounded(items: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:

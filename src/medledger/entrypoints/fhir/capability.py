@@ -35,9 +35,10 @@ def _resource(resource_type: str) -> dict[str, Any]:
         "versioning": "versioned-update",
         "readHistory": True,
         "updateCreate": False,
-        "conditionalCreate": False,
-        "conditionalUpdate": False,
-        "conditionalDelete": "not-supported",
+        "conditionalCreate": True,  # If-None-Exist, and Bundle request.ifNoneExist
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": True,  # PUT Type?search: 0 matches create, 1 updates, more 412
+        "conditionalDelete": "single",
         "searchParam": [
             *_COMMON,
             *({"name": name, "type": spec.kind} for name, spec in params.items()),

@@ -23,6 +23,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
 from medledger.core.auth.principal import Principal
+from medledger.core.fhir.bundle import Condition, Entry, parse_condition_string
 from medledger.core.fhir.provenance import instant
 from medledger.core.fhir.resource import STORED_TYPES, check_id
 from medledger.core.fhir.search import (
@@ -44,7 +45,7 @@ from medledger.entrypoints.http.errors import BEARER_CHALLENGE
 from medledger.entrypoints.http.ledger_routes import read_body
 from medledger.errors import InvalidInputError, MedledgerError, NotFoundError
 from medledger.services.fhir import FhirService, HistoryEntry, SearchResult, Written
-from medledger.services.fhir_bundle import BundleResult, BundleService
+from medledger.services.fhir_bundle import BundleResult, BundleService, Outcome
 from medledger.services.fhir_consent import FhirConsentService
 
 FHIR_JSON: Final = "application/fhir+json"
@@ -115,6 +116,12 @@ async def _json_body(request: Request, limit: int = 0) -> object:
         return json.loads(raw)
     except (ValueError, RecursionError) as e:
         raise InvalidInputError("the body is not JSON", parameter="body") from e
+
+
+def _object(body: object) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidInputError("the body is not a JSON object", parameter="resourceType")
+    return body
 
 
 def _now_ms() -> int:
@@ -232,33 +239,55 @@ def _history_bundle(request: Request, entries: list[HistoryEntry]) -> dict[str, 
     return {"resourceType": "Bundle", "type": "history", "total": len(out), "entry": out}
 
 
-_REASON = {200: "OK", 201: "Created", 204: "No Content"}
+_REASON = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified"}
+
+
+def _entry_response(request: Request, outcome: Outcome) -> dict[str, Any]:
+    """One ``transaction-response``/``batch-response`` entry (FHIR R4 §3.1.0.11.4)."""
+    if outcome.error is not None:
+        status, operation = outcome_for(outcome.error)
+        return {"response": {"status": str(status), "outcome": operation}}
+    response: dict[str, Any] = {"status": f"{outcome.status} {_REASON[outcome.status]}"}
+    item: dict[str, Any] = {"response": response}
+    base = _base(request)
+    written, matched = outcome.written, outcome.matched
+    if written is not None:
+        resource = written.resource
+        response["location"] = (
+            f"{resource['resourceType']}/{resource['id']}/_history/{written.version}"
+        )
+        response["etag"] = f'W/"{written.version}"'
+        response["lastModified"] = resource["meta"]["lastUpdated"]
+        if outcome.status != 204:
+            item["fullUrl"] = f"{base}/{resource['resourceType']}/{resource['id']}"
+            item["resource"] = resource
+    elif matched is not None:  # a conditional create that found its resource: not created
+        response["location"] = (
+            f"{matched.resource_type}/{matched.record_id}/_history/{matched.version}"
+        )
+        response["etag"] = f'W/"{matched.version}"'
+        response["lastModified"] = instant(matched.time_ms)
+        item["fullUrl"] = f"{base}/{matched.resource_type}/{matched.record_id}"
+    elif outcome.search is not None:
+        item["resource"] = _searchset(request, outcome.search)
+    elif outcome.resource is not None:
+        meta = outcome.resource["meta"]
+        response["etag"] = f'W/"{meta["versionId"]}"'
+        response["lastModified"] = meta["lastUpdated"]
+        item["fullUrl"] = f"{base}/{outcome.resource['resourceType']}/{outcome.resource['id']}"
+        item["resource"] = outcome.resource
+    return item
 
 
 def _bundle_response(request: Request, result: BundleResult) -> dict[str, Any]:
-    entries: list[dict[str, Any]] = []
-    for entry, written, error in result.entries:
-        if error is not None:
-            status, outcome = outcome_for(error)
-            entries.append({"response": {"status": str(status), "outcome": outcome}})
-            continue
-        code = 201 if entry.method == "POST" else (204 if entry.method == "DELETE" else 200)
-        response: dict[str, Any] = {"status": f"{code} {_REASON[code]}"}
-        if written is not None:
-            resource = written.resource
-            response["location"] = (
-                f"{resource['resourceType']}/{resource['id']}/_history/{written.version}"
-            )
-            response["etag"] = f'W/"{written.version}"'
-            response["lastModified"] = resource["meta"]["lastUpdated"]
-        item: dict[str, Any] = {"response": response}
-        if written is not None and entry.method != "DELETE":
-            item["fullUrl"] = f"{_base(request)}/{written.resource['resourceType']}/" + str(
-                written.resource["id"]
-            )
-            item["resource"] = written.resource
-        entries.append(item)
+    entries = [_entry_response(request, outcome) for _, outcome in result.entries]
     return {"resourceType": "Bundle", "type": result.kind, "entry": entries}
+
+
+def _condition(request: Request) -> Condition:
+    """The search of a conditional update or delete: the request's query string."""
+    items = parse_qsl(request.url.query, keep_blank_values=True)[: MAX_PARAMETERS + 1]
+    return tuple((n, v) for n, v in items if n != "_format") or parse_condition_string("", "url")
 
 
 def _signed_header(request: Request) -> bytes:
@@ -452,13 +481,7 @@ def router(
             raise InvalidInputError("the form is not UTF-8", parameter="body") from e
         return await _search(request, resource_type, form[: MAX_PARAMETERS + 1])
 
-    @r.post("/{resource_type}", summary="Create", status_code=201)
-    async def create(request: Request, resource_type: str) -> Response:
-        body = await _json_body(request)
-        who = await principal(request)
-        written = await run_in_threadpool(fhir.create, who, _type(resource_type), body, _now_ms())
-        return _written(request, written, 201)
-
+    _type_write_routes(r, fhir, bundles, principal)
     _instance_routes(r, fhir, principal)
 
     @r.api_route(
@@ -470,6 +493,64 @@ def router(
         raise NotFoundError("no such FHIR endpoint on this server")
 
     return r
+
+
+def _type_write_routes(
+    r: APIRouter, fhir: FhirService, bundles: BundleService, principal: PrincipalDependency
+) -> None:
+    """Create (``If-None-Exist``: conditional), conditional update and conditional delete."""
+
+    @r.post("/{resource_type}", summary="Create (If-None-Exist: conditional)", status_code=201)
+    async def create(request: Request, resource_type: str) -> Response:
+        body = await _json_body(request)
+        if_none_exist = request.headers.get("if-none-exist")
+        who = await principal(request)
+        if if_none_exist is None:
+            written = await run_in_threadpool(
+                fhir.create, who, _type(resource_type), body, _now_ms()
+            )
+            return _written(request, written, 201)
+        condition = parse_condition_string(if_none_exist.partition("?")[2] or if_none_exist,
+                                           "If-None-Exist")  # fmt: skip
+        entry = Entry(0, "POST", _type(resource_type), None, _object(body), None, None,
+                      condition=condition)  # fmt: skip
+        outcome = await run_in_threadpool(bundles.conditional, who, entry, _now_ms())
+        if outcome.written is not None:
+            return _written(request, outcome.written, 201)
+        return await _existing(request, who, outcome)
+
+    async def _existing(request: Request, who: Principal, outcome: Outcome) -> Response:
+        """FHIR R4 §3.1.0.8: one match, so the create is ignored: 200 with the match."""
+        head = outcome.matched
+        if head is None:  # pragma: no cover - a conditional create either writes or matches
+            raise NotFoundError("no such resource")
+        resource = await run_in_threadpool(
+            fhir.read, who, head.resource_type, head.record_id, _now_ms()
+        )
+        location = f"{_base(request)}/{head.resource_type}/{head.record_id}/_history/{head.version}"
+        return fhir_response(resource, 200, {"Location": location,
+                                             "ETag": f'W/"{head.version}"'})  # fmt: skip
+
+    @r.put("/{resource_type}", summary="Conditional update (PUT Type?search)")
+    async def conditional_update(request: Request, resource_type: str) -> Response:
+        body = await _json_body(request)
+        entry = Entry(0, "PUT", _type(resource_type), None, _object(body), None,
+                      _if_match(request), condition=_condition(request))  # fmt: skip
+        who = await principal(request)
+        outcome = await run_in_threadpool(bundles.conditional, who, entry, _now_ms())
+        if outcome.written is None:  # pragma: no cover - an update writes or raises
+            raise NotFoundError("no such resource")
+        return _written(request, outcome.written, outcome.status)
+
+    @r.delete("/{resource_type}", summary="Conditional delete (one match)")
+    async def conditional_delete(request: Request, resource_type: str) -> Response:
+        entry = Entry(0, "DELETE", _type(resource_type), None, None, None, _if_match(request),
+                      condition=_condition(request))  # fmt: skip
+        who = await principal(request)
+        outcome = await run_in_threadpool(bundles.conditional, who, entry, _now_ms())
+        written = outcome.written
+        headers = {} if written is None else {"ETag": f'W/"{written.version}"'}
+        return Response(status_code=204, headers=headers)
 
 
 def _instance_routes(r: APIRouter, fhir: FhirService, principal: PrincipalDependency) -> None:

@@ -175,6 +175,7 @@ def create_app(
     app.state.bearer = make_bearer_dependency(node.key.public_key, app.state.fhir_base, time.time)
     consents = FhirConsentService(
         ledger=node.ledger,
+        documents=node.records,
         access=node.access,
         audit=node.audit,
         index=node.fhir_index,

@@ -1,0 +1,328 @@
+// A record read end to end in the patient's (or clinician's) browser, through key release
+// (ADR 0012 "Key release", ADR 0019): the node never sees the plaintext leave it, the page
+// checks every byte it is given. The same steps as `medledger records get`
+// (src/medledger/entrypoints/cli/records_cmd.py), with the Python formats of
+// core/crypto/key_wrap.py (WrapInfo), core/crypto/record_cipher.py (RecordAad, the blob, the
+// salted commitment) and core/cid.py:
+//
+//   1. a fresh X25519 session key pair, its private key non-extractable (hpke.js);
+//   2. a signed request.key_release {patient, record_id, purpose, session_key[, version]
+//      [, justification]} to POST /records/key-release; a 403 is `denied` (the node records
+//      the attempt as an access event);
+//   3. the ledger's entry for the version (GET /ledger/records/{patient}/{record_id}) and
+//      the ciphertext (GET /blobs/{cid});
+//   4. `cid`: the released CID is the ledger's, and the blob's SHA-256 is the CID's digest
+//      (constant-time compare);
+//   5. `wrap`: the data key opens from the HPKE wrap (0x01 || enc || ct) bound to
+//      "medledger/key-wrap/v1\0" || JCS{grant, recipient, record_id, version}, straight into
+//      a non-extractable AES-GCM key;
+//   6. `decrypt`: AES-256-GCM of the blob (0x01 || nonce || ct || tag) under AAD
+//      "medledger/record/v1\0" || JCS{patient, record_id, resource_type, version};
+//   7. `commitment`: HMAC-SHA256(salt, "medledger/commitment/v1\0" || plaintext) is the
+//      commitment the ledger anchors (constant-time compare).
+//
+// Every failure throws RecordCheckFailed whose `step` (also `reason`, as in receipt.js) names
+// the step; `release` is a key release that failed for another reason than a denial (no such
+// record, a malformed answer). Messages carry no record content and no key material, and
+// nothing here logs. Trust: the ledger entry is read from the same node (the API offers no
+// state proof yet); a node that lies about it fails `cid` or `commitment` unless it also
+// rewrote the ledger it serves. I/O: fetch only.
+
+import { CidError, parseCid, verifyCid } from "./cid.js";
+import { isDidKey } from "./did.js";
+import { b64decode, concat, equalBytes, fromUtf8, hexDecode, hexEncode, utf8 } from "./encoding.js";
+import { HpkeError, generateKeyPair, openKey } from "./hpke.js";
+import { canonicalize } from "./jcs.js";
+import { signEnvelope } from "./tx.js";
+
+export const DOMAIN_KEY_WRAP = "medledger/key-wrap/v1\u0000";
+export const DOMAIN_RECORD = "medledger/record/v1\u0000";
+export const DOMAIN_COMMITMENT = "medledger/commitment/v1\u0000";
+const WRAP_FORMAT_V1 = 0x01;
+const WRAPPED_SIZE = 1 + 32 + 32 + 16;
+const RECORD_FORMAT_V1 = 0x01;
+const NONCE_SIZE = 12;
+const TAG_SIZE = 16;
+/** record_cipher.MAX_RECORD_PLAINTEXT: no sealed record is larger (plus its framing). */
+export const MAX_RECORD_PLAINTEXT = 8 * 1024 * 1024;
+const MAX_BLOB = 1 + NONCE_SIZE + MAX_RECORD_PLAINTEXT + TAG_SIZE;
+const MAX_ANSWER_BYTES = 256 * 1024;
+const REQUEST_TTL_S = 120;
+const RECORD_ID = /^[A-Za-z0-9._-]{1,64}$/;
+const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
+const PURPOSE = /^[A-Z][A-Z0-9-]{1,31}$/;
+const IDENTIFIER = /^[\x21-\x7e]{1,128}$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** The step names, in the order the steps run. */
+export const STEPS = Object.freeze({
+  denied: "the node refused to release the key: access denied (the attempt is recorded)",
+  release: "the key release failed or its answer is malformed",
+  cid: "the ciphertext is not the one the ledger anchors",
+  wrap: "the released key does not open for this session, record version and grant",
+  decrypt: "the record does not decrypt under its key and record binding",
+  commitment: "the record does not match the commitment anchored on the ledger",
+});
+
+export class RecordCheckFailed extends Error {
+  constructor(step, detail) {
+    super(detail ? `${STEPS[step]}: ${detail}` : STEPS[step]);
+    this.name = "RecordCheckFailed";
+    this.step = step;
+    this.reason = step;
+  }
+}
+
+const fail = (step, detail) => {
+  throw new RecordCheckFailed(step, detail);
+};
+
+// --- the byte formats Python binds ---------------------------------------------------------------
+/** key_wrap.WrapInfo.to_bytes(): the HPKE info of a released wrap. */
+export function wrapInfoBytes({ recordId, version, recipient, grant }) {
+  const body = { grant, recipient, record_id: recordId, version };
+  return concat(utf8(DOMAIN_KEY_WRAP), utf8(canonicalize(body)));
+}
+
+/** record_cipher.RecordAad.to_bytes(): the AES-GCM additional data of a record version. */
+export function recordAadBytes({ patient, recordId, resourceType, version }) {
+  const body = { patient, record_id: recordId, resource_type: resourceType, version };
+  return concat(utf8(DOMAIN_RECORD), utf8(canonicalize(body)));
+}
+
+/** record_cipher.salted_commitment(salt, plaintext). */
+export async function saltedCommitment(salt, plaintext) {
+  const key = await crypto.subtle.importKey("raw", salt, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const message = concat(utf8(DOMAIN_COMMITMENT), plaintext);
+  try {
+    return new Uint8Array(await crypto.subtle.sign("HMAC", key, message));
+  } finally {
+    message.fill(0);
+  }
+}
+
+// --- the node's answers --------------------------------------------------------------------------
+/** The body, or null past `max` bytes; a body cut off in transit throws `step`. */
+async function readCapped(response, max, step) {
+  try {
+    return await readUpTo(response, max);
+  } catch {
+    fail(step, "the answer was cut off");
+  }
+}
+
+async function readUpTo(response, max) {
+  const declared = Number(response.headers.get("Content-Length"));
+  if (Number.isFinite(declared) && declared > max) return null;
+  if (response.body === null) return new Uint8Array(0);
+  const reader = response.body.getReader();
+  const chunks = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > max) {
+      await reader.cancel();
+      return null;
+    }
+    chunks.push(value);
+  }
+  return concat(...chunks);
+}
+
+async function fetchJson(url, init, step) {
+  let response;
+  try {
+    response = await fetch(url, init);
+  } catch {
+    fail(step, "the node could not be reached");
+  }
+  const raw = await readCapped(response, MAX_ANSWER_BYTES, step);
+  let body = null;
+  try {
+    body = raw === null ? null : JSON.parse(fromUtf8(raw));
+  } catch {
+    body = null;
+  }
+  return { status: response.status, ok: response.ok, body };
+}
+
+function errorText(body, status) {
+  const message = body?.error?.message;
+  return typeof message === "string" ? message.slice(0, 200) : `HTTP ${status}`;
+}
+
+function parseRelease(body, expectedVersion) {
+  const ok = body !== null && typeof body === "object" &&
+    Number.isSafeInteger(body.version) && body.version >= 1 &&
+    typeof body.resource_type === "string" && RESOURCE_TYPE.test(body.resource_type) &&
+    typeof body.salt === "string" && HEX64.test(body.salt) &&
+    typeof body.wrap === "string" && body.wrap.length <= 4 * WRAPPED_SIZE &&
+    typeof body.grant === "string" && IDENTIFIER.test(body.grant) &&
+    typeof body.cid === "string";
+  if (!ok) fail("release", "the answer does not have the key release's fields");
+  if (expectedVersion !== null && body.version !== expectedVersion) fail("release", "the node released another version");
+  try {
+    parseCid(body.cid);
+  } catch (e) {
+    fail("cid", e.message);
+  }
+  return body;
+}
+
+function anchoredVersion(body, version) {
+  const head = body?.head;
+  const versions = body?.versions;
+  if (head === null || typeof head !== "object" || !Array.isArray(versions)) {
+    fail("commitment", "the ledger's answer is not a record");
+  }
+  const entry = versions.find((v) => v !== null && typeof v === "object" && v.version === version);
+  if (!entry || typeof entry.commitment !== "string" || !HEX64.test(entry.commitment) || typeof entry.cid !== "string") {
+    fail("commitment", "the ledger anchors no commitment for this version");
+  }
+  return { resourceType: head.resource_type, cid: entry.cid, commitment: hexDecode(entry.commitment) };
+}
+
+function checkArguments({ identity, network, patient, recordId, version, purpose, justification }) {
+  if (!(identity?.privateKey instanceof CryptoKey) || !isDidKey(identity?.did)) {
+    throw new TypeError("identity must be the keyring's {did, privateKey}");
+  }
+  if (typeof network !== "string" || !network) throw new TypeError("network must be the network's name");
+  if (typeof patient !== "string" || !isDidKey(patient)) throw new TypeError("patient must be a did:key");
+  if (typeof recordId !== "string" || !RECORD_ID.test(recordId)) throw new TypeError("recordId must be 1-64 of [A-Za-z0-9._-]");
+  if (version !== null && !(Number.isSafeInteger(version) && version >= 1)) throw new TypeError("version must be a positive integer or null");
+  if (typeof purpose !== "string" || !PURPOSE.test(purpose)) throw new TypeError("purpose must be a v3-ActReason code such as TREAT");
+  if (justification !== null && (typeof justification !== "string" || !justification.trim())) {
+    throw new TypeError("justification must be null or a non-empty reason (break-glass)");
+  }
+}
+
+// --- the read ----------------------------------------------------------------------------------
+/**
+ * Read one record version in this browser through key release (steps above). `version` null
+ * (or omitted) is the latest; `justification` asks for break-glass (purpose BTG or ETREAT);
+ * `node` is the node's base URL ("" for the page's own origin). Resolves to
+ * {content (the parsed FHIR resource), resourceType, version, cid, grant,
+ *  checks: {cid: true, commitment: true, tag: true}}; throws RecordCheckFailed.
+ */
+export async function readRecordInBrowser({
+  identity, network, patient, recordId, version = null, purpose = "TREAT", justification = null, node = "",
+}) {
+  checkArguments({ identity, network, patient, recordId, version, purpose, justification });
+  const base = node.replace(/\/+$/, "");
+
+  // 1. The session key: fresh per read, its private half never leaves WebCrypto.
+  const session = await generateKeyPair();
+
+  // 2. The signed key release.
+  const payload = { patient, record_id: recordId, purpose, session_key: hexEncode(session.publicKey) };
+  if (version !== null) payload.version = version;
+  if (justification !== null) payload.justification = justification;
+  const envelope = await signEnvelope(identity, {
+    network, type: "request.key_release", payload, expires: Math.floor(Date.now() / 1000) + REQUEST_TTL_S,
+  });
+  const answer = await fetchJson(`${base}/records/key-release`, {
+    method: "POST", body: envelope, headers: { "Content-Type": "application/json", Accept: "application/json" },
+  }, "release");
+  if (answer.status === 403) fail("denied", errorText(answer.body, answer.status));
+  if (!answer.ok) fail("release", errorText(answer.body, answer.status));
+  const release = parseRelease(answer.body, version);
+  const number = release.version;
+
+  // 3. The ledger's entry and the ciphertext.
+  const ledgerUrl = `${base}/ledger/records/${encodeURIComponent(patient)}/${encodeURIComponent(recordId)}`;
+  const [ledger, blob] = await Promise.all([
+    fetchJson(ledgerUrl, { headers: { Accept: "application/json" }, cache: "no-store" }, "commitment"),
+    fetchBlob(`${base}/blobs/${release.cid}`),
+  ]);
+  if (!ledger.ok) fail("commitment", `the ledger's record could not be read (${errorText(ledger.body, ledger.status)})`);
+  const anchored = anchoredVersion(ledger.body, number);
+  if (release.resource_type !== anchored.resourceType) fail("release", "the released resource type is not the ledger's");
+
+  // 4. CID: the ledger's, and the blob's digest.
+  if (anchored.cid !== release.cid) fail("cid", "the node released a CID the ledger does not anchor for this version");
+  try {
+    await verifyCid(release.cid, blob);
+  } catch (e) {
+    if (e instanceof CidError) fail("cid", e.message);
+    throw e;
+  }
+
+  // 5. The wrap, bound to this record version, this requester and the grant.
+  const dataKey = await unwrapDataKey(release, session, {
+    recordId, version: number, recipient: identity.did, grant: release.grant,
+  });
+
+  // 6. The record, bound to its patient, id, type and version.
+  const aad = recordAadBytes({ patient, recordId, resourceType: anchored.resourceType, version: number });
+  const plaintext = await openRecord(blob, dataKey, aad);
+
+  // 7. The salted commitment anchored on the ledger.
+  const commitment = await saltedCommitment(hexDecode(release.salt), plaintext);
+  if (!equalBytes(commitment, anchored.commitment)) {
+    plaintext.fill(0);
+    fail("commitment");
+  }
+  let content;
+  try {
+    content = JSON.parse(fromUtf8(plaintext));
+  } catch {
+    content = null;
+  } finally {
+    plaintext.fill(0);
+  }
+  if (content === null || typeof content !== "object" || Array.isArray(content)) fail("decrypt", "the record is not a JSON object");
+  return {
+    content,
+    resourceType: anchored.resourceType,
+    version: number,
+    cid: release.cid,
+    grant: release.grant,
+    checks: { cid: true, commitment: true, tag: true },
+  };
+}
+
+async function fetchBlob(url) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { Accept: "application/octet-stream" } });
+  } catch {
+    fail("cid", "the ciphertext could not be fetched");
+  }
+  if (!response.ok) fail("cid", `the ciphertext could not be fetched (HTTP ${response.status})`);
+  const blob = await readCapped(response, MAX_BLOB, "cid");
+  if (blob === null) fail("cid", "the blob is larger than any sealed record");
+  return blob;
+}
+
+/** key_wrap.unwrap_key in the browser: 0x01 || enc (32) || ct (48), one failure for all. */
+async function unwrapDataKey(release, session, info) {
+  let wrapped;
+  try {
+    wrapped = b64decode(release.wrap);
+  } catch {
+    fail("wrap", "the wrap is not base64");
+  }
+  if (wrapped.length !== WRAPPED_SIZE || wrapped[0] !== WRAP_FORMAT_V1) fail("wrap", "the wrap is not a format-1 wrapped key");
+  try {
+    return await openKey(session, {
+      enc: wrapped.subarray(1, 33), info: wrapInfoBytes(info), ciphertext: wrapped.subarray(33),
+    });
+  } catch (e) {
+    if (e instanceof HpkeError) fail("wrap");
+    throw e;
+  }
+}
+
+/** record_cipher.open_record in the browser: framing, then AES-256-GCM under the AAD. */
+async function openRecord(blob, dataKey, aad) {
+  if (blob.length < 1 + NONCE_SIZE + TAG_SIZE || blob[0] !== RECORD_FORMAT_V1) fail("decrypt", "not a format-1 sealed record");
+  const iv = blob.subarray(1, 1 + NONCE_SIZE);
+  try {
+    const params = { name: "AES-GCM", iv, additionalData: aad, tagLength: 128 };
+    return new Uint8Array(await crypto.subtle.decrypt(params, dataKey, blob.subarray(1 + NONCE_SIZE)));
+  } catch {
+    fail("decrypt");
+  }
+}
