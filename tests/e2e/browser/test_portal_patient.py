@@ -332,7 +332,9 @@ def test_a_ciphertext_altered_in_transit_is_refused(
     sign_in(page, played, "patient-4")
     page.goto(played.portal + "/records")
     page.locator(f'[data-view="{record}"]').click()
-    expect(page.locator("#flash")).to_contain_text("not the one its CID names")
+    expect(page.locator("#flash")).to_contain_text(
+        "the ciphertext is not the one the ledger anchors"
+    )
     expect(page.locator("#record-view")).to_be_hidden()
 
 

@@ -1,6 +1,6 @@
 // My records (issue 8 item 4): the patient's records as the ledger anchors them (heads: type,
 // versions, tombstones), one opened through key release and decrypted in the browser
-// (patient_keyrelease.js, as `medledger records get`; decided and logged like anyone's),
+// (lib/records.js, as `medledger records get`; decided and logged like anyone's),
 // everything downloaded as one FHIR Bundle, and erasure (GDPR art. 17): a signed
 // request.erase to the record's custodian node, confirmed in a <dialog>, after which the
 // ledger's tombstone shows. The patient's own erase request is honoured by the custodian
@@ -8,7 +8,7 @@
 import { requireIdentity, signedPost, getJson, el, flash, formatTime, nodeInfo } from "./shell.js";
 import { participants, nameOf } from "./patient_directory.js";
 import { exportBundle, download } from "./patient_export.js";
-import { readRecord } from "./patient_keyrelease.js";
+import { readRecordInBrowser } from "../lib/records.js";
 
 const PAGE = 50;
 const DETAIL_CONCURRENCY = 6;
@@ -86,12 +86,13 @@ async function refresh() {
 async function view(head) {
   const section = document.getElementById("record-view");
   try {
-    const result = await readRecord(identity, { patient: identity.did, recordId: head.record_id });
+    const result = await readRecordInBrowser({
+      identity, network: nodeInfo().network, patient: identity.did, recordId: head.record_id, purpose: "PATRQT",
+    });
     document.getElementById("view-h").textContent = `${result.resourceType}, version ${result.version}`;
     document.getElementById("view-meta").textContent =
       "Decrypted here, in your browser, with a key released to this page alone; checked against " +
-      `its ciphertext's CID and its commitment on the ledger (block ${result.height}). ` +
-      "Logged as an access event.";
+      "its ciphertext's CID and its commitment on the ledger. Logged as an access event.";
     document.getElementById("view-content").textContent = JSON.stringify(result.content, null, 2);
     section.hidden = false;
     section.dataset.recordId = head.record_id;
