@@ -224,6 +224,33 @@ def test_a_listed_event_altered_in_transit_shows_failed(
     expect(page.locator("#verify-alert")).to_be_visible()
 
 
+def test_an_event_not_yet_anchored_shows_pending_then_verified(
+    played: PortalNode, open_browser: OpenBrowser
+) -> None:
+    """The first answer withholds one receipt (as for a batch not anchored yet): the row is
+    pending, and the page asks again until it can verify it."""
+    page = open_browser().new_page()
+    held: list[str] = []
+
+    def handle(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        if not held:
+            row = next(r for r in body.get("events", []) if r.get("receipt"))
+            row["receipt"] = None
+            held.append(row["event"]["event_id"])
+        route.fulfill(response=response, json=body)
+
+    page.route("**/audit/events", handle)
+    sign_in(page, played, "patient-1")
+    page.wait_for_function("() => document.querySelector('#events-body tr[data-event-id]')")
+    row = page.locator(f'{ROWS}[data-event-id="{held[0]}"]')
+    expect(row).to_have_attribute("data-verified", "pending")
+    expect(row).to_contain_text("pending")
+    expect(row).to_have_attribute("data-verified", "ok", timeout=15_000)
+    expect(page.locator("#verify-alert")).to_be_hidden()
+
+
 # --- 3. consent ------------------------------------------------------------------------------
 def _first_record(node: PortalNode, patient: str, resource_type: str) -> str:
     items = httpx.get(f"{node.url}ledger/records/{patient}", params={"limit": 500}).json()["items"]
