@@ -448,8 +448,8 @@ def busy_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalNode]:
     process = start(["demo", "--home", str(home), "--port", str(port)], url, timeout_s=90)
     try:
         deadline = time.monotonic() + 90  # the demo registers its people in the background
-        while httpx.get(f"{url}ledger/participants/{patient}").status_code != 200:
-            assert time.monotonic() < deadline, "patient-5 was never registered"
+        while not httpx.get(f"{url}ledger/records/{patient}").json().get("items"):
+            assert time.monotonic() < deadline, "patient-5 was never registered with a record"
             time.sleep(0.25)
         yield PortalNode(home, url, process)
     finally:
