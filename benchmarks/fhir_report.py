@@ -1,0 +1,82 @@
+"""The FHIR benchmark's Markdown report (``benchmarks.fhir_bench``'s results)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def render(result: dict[str, Any]) -> str:
+    c, m = result["config"], result["machine"]
+    lines = [
+        "# FHIR API benchmark (issue 6)",
+        "",
+        f"`python -m benchmarks.fhir_bench{' --quick' if result['quick'] else ''}`, "
+        f"{result['when']}, {result['wall_seconds']:.0f} s wall time. Code measured: "
+        f"{result['code']}.",
+        "",
+        f"Machine: {m['nproc']} CPUs (nproc), {m['cpu_model']}; Python {m['python']}; SQLite "
+        f"{m['sqlite']}; temp dirs on {m['temp_dir_filesystem']}.",
+        "",
+        f"Contention (load averages 1/5/15 min; PSI avg60): at the start "
+        f"{m['contention_at_start']}; at the end {m.get('contention_at_end', '?')}. The run "
+        "itself adds about 2 to the load (a server and the load generator busy); more, or CPU "
+        "pressure, means other work shared the machine and the wall-clock figures are low.",
+        "",
+        "Each server is a uvicorn process on 127.0.0.1; the load generator (asyncio + aiohttp, "
+        "keep-alive) a third process. medledger: a real SMART bearer token (private_key_jwt) "
+        "checked on every request, scopes, the consent gate per resource, an access event per "
+        "decision (a permit waits until its event is durable), key unwrap, AES-GCM decryption, "
+        "CID and commitment checks. plain: the same routes over SQLite rows in the clear (no "
+        "token, consent, audit or encryption). Data: demo-like synthetic Observations, "
+        f"{c['patients']} patients x {c['per_patient']}; search = "
+        "`Observation?patient=..&_count=20`. Rounds interleaved "
+        f"({c['rounds']}, {c['seconds']:g} s per measurement), medians shown.",
+        "",
+        f"## Saturation: {c['connections']} clients back to back",
+        "",
+        "| workload | medledger req/s | plain req/s | ratio (rounds) | target | medledger p50 / "
+        "p99 ms | plain p50 / p99 ms | server CPU ms per request: medledger / plain | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["results"].values():
+        s = r["saturation"]
+        rounds = ", ".join(f"{x:.2f}" for x in s["ratio_rounds"])
+        lines.append(
+            f"| {r['workload']} | {s['medledger_per_s']:,.0f} | {s['plain_per_s']:,.0f} | "
+            f"**{s['ratio']:.2f}x** ({rounds}) | >= {result['target']} "
+            f"{'met' if r['target_met'] else '**not met**'} | {ms(s['medledger_p50_ms'])} / "
+            f"{ms(s['medledger_p99_ms'])} | {ms(s['plain_p50_ms'])} / {ms(s['plain_p99_ms'])} "
+            f"| {ms(s['medledger_cpu_ms_per_request'])} / {ms(s['plain_cpu_ms_per_request'])} "
+            f"| {s['errors']['medledger']} / {s['errors']['plain']} |"
+        )
+    lines += [
+        "",
+        "## Fixed rate (open loop): requests sent on schedule whatever the answers do",
+        "",
+        "Latency from each request's scheduled send time, so queueing in the server counts.",
+        "",
+        "| workload | rate /s | medledger achieved /s | medledger p50 / p99 ms | plain achieved "
+        "/s | plain p50 / p99 ms | server CPU ms per request: medledger / plain | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["results"].values():
+        f = r["fixed_rate"]
+        lines.append(
+            f"| {r['workload']} | {f['rate_per_s']:g} | {ms(f['medledger_achieved_per_s'])} | "
+            f"{ms(f['medledger_p50_ms'])} / {ms(f['medledger_p99_ms'])} | "
+            f"{ms(f['plain_achieved_per_s'])} | {ms(f['plain_p50_ms'])} / "
+            f"{ms(f['plain_p99_ms'])} | {ms(f['medledger_cpu_ms_per_request'])} / "
+            f"{ms(f['plain_cpu_ms_per_request'])} | {f['errors']['medledger']} / "
+            f"{f['errors']['plain']} |"
+        )
+    lines += [
+        "",
+        f"Target (saturation ratio >= {result['target']} for read and search): "
+        f"{'met' if result['target_met'] else 'not met'}.",
+        "",
+    ]
+    return "\n".join(lines)
