@@ -6,8 +6,10 @@ from the node's token endpoint; one measurement by the load generator process
 
 from __future__ import annotations
 
+import cProfile
 import json
 import os
+import pstats
 import random
 import secrets
 import signal
@@ -173,14 +175,43 @@ def _plain_app(db: Path) -> FastAPI:
 
 # --- processes: two servers, a load generator ------------------------------------------------
 def serve(kind: str, path: Path, port: int) -> None:
-    """In a server process of its own (clients and server never share one GIL)."""
-    if kind == "medledger":
-        node = open_node(path)
-        node.start()
-        app = create_app(node, base_url=f"http://127.0.0.1:{port}")
-    else:
-        app = _plain_app(path)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    """In a server process of its own (clients and server never share one GIL). With
+    ``FHIR_BENCH_PROFILE=FILE`` every thread of the server runs under cProfile, and their
+    merged statistics (CPU time per thread, not wall time: waits cost nothing) go to FILE when the server stops (``python -m pstats FILE``)."""
+    profile = os.environ.get("FHIR_BENCH_PROFILE")
+    profilers = _profile_threads() if profile else []
+    node = open_node(path) if kind == "medledger" else None
+    try:
+        if node is not None:
+            node.start()
+            app = create_app(node, base_url=f"http://127.0.0.1:{port}")
+        else:
+            app = _plain_app(path)
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    finally:
+        if node is not None:
+            node.close()
+        if profile:
+            stats = pstats.Stats(profilers[0])
+            for more in profilers[1:]:
+                stats.add(more)
+            stats.dump_stats(profile)
+
+
+def _profile_threads() -> list[cProfile.Profile]:
+    """cProfile in this thread and in every thread started from now on."""
+    profilers = [cProfile.Profile(time.thread_time)]
+    lock = threading.Lock()
+
+    def start(*_: object) -> None:
+        profiler = cProfile.Profile(time.thread_time)
+        with lock:
+            profilers.append(profiler)
+        profiler.enable()  # replaces this hook in the new thread
+
+    threading.setprofile(start)
+    profilers[0].enable()
+    return profilers
 
 
 def _free_port() -> int:
