@@ -176,8 +176,9 @@ def _plain_app(db: Path) -> FastAPI:
 # --- processes: two servers, a load generator ------------------------------------------------
 def serve(kind: str, path: Path, port: int) -> None:
     """In a server process of its own (clients and server never share one GIL). With
-    ``FHIR_BENCH_PROFILE=FILE`` every thread of the server runs under cProfile, and their
-    merged statistics (CPU time per thread, not wall time: waits cost nothing) go to FILE when the server stops (``python -m pstats FILE``)."""
+    ``FHIR_BENCH_PROFILE=FILE`` every thread of the server runs under cProfile timed by its
+    CPU time (a wait costs nothing), and the merged statistics go to FILE when the server
+    stops (``python -m pstats FILE``)."""
     profile = os.environ.get("FHIR_BENCH_PROFILE")
     profilers = _profile_threads() if profile else []
     node = open_node(path) if kind == "medledger" else None
