@@ -27,8 +27,10 @@ Writes ``results/fhir.json`` and ``results/fhir.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
+import shutil
 import statistics
 import subprocess
 import tempfile
@@ -50,6 +52,8 @@ TARGET = 0.5
 SCOPE = "user/*.rs"
 WORKLOADS = ("read", "search")
 SERVERS = ("medledger", "plain")
+#: The optional third server: the same node served by another checkout's code (before/after).
+BASELINE = "baseline"
 
 
 @dataclass(frozen=True)
@@ -92,11 +96,12 @@ def _measure(
     console: Console,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    names = tuple(servers)
     for workload in WORKLOADS:
-        sat: dict[str, list[dict[str, Any]]] = {s: [] for s in SERVERS}
-        fixed: dict[str, list[dict[str, Any]]] = {s: [] for s in SERVERS}
+        sat: dict[str, list[dict[str, Any]]] = {s: [] for s in names}
+        fixed: dict[str, list[dict[str, Any]]] = {s: [] for s in names}
         for r in range(config.rounds):
-            order = SERVERS if r % 2 == 0 else SERVERS[::-1]
+            order = names if r % 2 == 0 else names[::-1]
             for name in order:
                 base = {"paths": paths[workload], "headers": headers[name]}
                 fhir_servers.load(
@@ -145,7 +150,8 @@ def _summarise(
     sat: dict[str, list[dict[str, Any]]],
     fixed: dict[str, list[dict[str, Any]]],
 ) -> dict[str, Any]:
-    per_s = {s: _median(sat[s], "achieved_per_s") or 0.0 for s in SERVERS}
+    names = tuple(sat)
+    per_s = {s: _median(sat[s], "achieved_per_s") or 0.0 for s in names}
     ratios = [
         m["achieved_per_s"] / p["achieved_per_s"]
         for m, p in zip(sat["medledger"], sat["plain"], strict=True)
@@ -155,25 +161,27 @@ def _summarise(
         "workload": workload,
         "saturation": {
             "connections": config.connections,
-            **{f"{s}_per_s": per_s[s] for s in SERVERS},
-            **{f"{s}_p50_ms": _median(sat[s], "p50_ms") for s in SERVERS},
-            **{f"{s}_p99_ms": _median(sat[s], "p99_ms") for s in SERVERS},
-            **{f"{s}_cpu_ms_per_request": _median(sat[s], "server_cpu_ms_per_ok") for s in SERVERS},
+            **{f"{s}_per_s": per_s[s] for s in names},
+            **{f"{s}_p50_ms": _median(sat[s], "p50_ms") for s in names},
+            **{f"{s}_p99_ms": _median(sat[s], "p99_ms") for s in names},
+            **{f"{s}_cpu_ms_per_request": _median(sat[s], "server_cpu_ms_per_ok") for s in names},
             "ratio": per_s["medledger"] / per_s["plain"] if per_s["plain"] else 0.0,
             "ratio_rounds": ratios,
-            "errors": {s: sum(r["errors"] for r in sat[s]) for s in SERVERS},
+            **(
+                {"baseline_ratio": per_s[BASELINE] / per_s["plain"] if per_s["plain"] else 0.0}
+                if BASELINE in per_s
+                else {}
+            ),
+            "errors": {s: sum(r["errors"] for r in sat[s]) for s in names},
             "rounds": sat,
         },
         "fixed_rate": {
             "rate_per_s": config.rates[workload],
-            **{f"{s}_achieved_per_s": _median(fixed[s], "achieved_per_s") for s in SERVERS},
-            **{f"{s}_p50_ms": _median(fixed[s], "p50_ms") for s in SERVERS},
-            **{f"{s}_p99_ms": _median(fixed[s], "p99_ms") for s in SERVERS},
-            **{
-                f"{s}_cpu_ms_per_request": _median(fixed[s], "server_cpu_ms_per_ok")
-                for s in SERVERS
-            },
-            "errors": {s: sum(r["errors"] for r in fixed[s]) for s in SERVERS},
+            **{f"{s}_achieved_per_s": _median(fixed[s], "achieved_per_s") for s in names},
+            **{f"{s}_p50_ms": _median(fixed[s], "p50_ms") for s in names},
+            **{f"{s}_p99_ms": _median(fixed[s], "p99_ms") for s in names},
+            **{f"{s}_cpu_ms_per_request": _median(fixed[s], "server_cpu_ms_per_ok") for s in names},
+            "errors": {s: sum(r["errors"] for r in fixed[s]) for s in names},
             "rounds": fixed,
         },
     }
@@ -197,7 +205,9 @@ def _source() -> str:
     return f"commit {head}" + (" with uncommitted changes in src/" if dirty else "")
 
 
-def run(*, quick: bool, console: Console) -> dict[str, Any]:
+def run(*, quick: bool, console: Console, baseline: Path | None = None) -> dict[str, Any]:
+    """The benchmark; ``baseline``: another checkout's ``src/`` served as a third server on a
+    copy of the same node (the code before a change, measured side by side)."""
     config = QUICK if quick else FULL
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fhir-bench-") as tmp:
@@ -215,18 +225,31 @@ def run(*, quick: bool, console: Console) -> dict[str, Any]:
             ],
         }
         doctor = load_demo_keys(work / "node")["dr-house"]
-        with (
-            fhir_servers.server_process("medledger", work / "node") as ours,
-            fhir_servers.server_process("plain", work / "plain.db") as plain,
-        ):
-            token = fhir_servers.mint_token(ours.url, doctor)
-            headers = {"medledger": {"Authorization": f"Bearer {token}"}, "plain": {}}
-            results = _measure(config, {"medledger": ours, "plain": plain}, paths, headers, console)
+        if baseline is not None:
+            shutil.copytree(work / "node", work / "node-baseline")
+        with contextlib.ExitStack() as stack:
+            serve = fhir_servers.server_process
+            servers = {
+                "medledger": stack.enter_context(serve("medledger", work / "node")),
+                "plain": stack.enter_context(serve("plain", work / "plain.db")),
+            }
+            if baseline is not None:
+                servers[BASELINE] = stack.enter_context(
+                    serve("medledger", work / "node-baseline", baseline)
+                )
+            headers = {
+                name: {}
+                if name == "plain"
+                else {"Authorization": f"Bearer {fhir_servers.mint_token(server.url, doctor)}"}
+                for name, server in servers.items()
+            }
+            results = _measure(config, servers, paths, headers, console)
         info["contention_at_end"] = machine.contention()
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
         "code": _source(),
+        "baseline_src": None if baseline is None else str(baseline),
         "config": asdict(config),
         "machine": info,
         "results": results,
@@ -236,9 +259,11 @@ def run(*, quick: bool, console: Console) -> dict[str, Any]:
     }
 
 
-def run_and_write(*, quick: bool, out: Path, console: Console) -> dict[str, Any]:
+def run_and_write(
+    *, quick: bool, out: Path, console: Console, baseline: Path | None = None
+) -> dict[str, Any]:
     """Run, write ``out/fhir.json`` and ``out/fhir.md``, print the figures."""
-    result = run(quick=quick, console=console)
+    result = run(quick=quick, console=console, baseline=baseline)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "fhir.json", out / "fhir.md"
     json_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -273,8 +298,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fhir_bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer resources, shorter runs")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the result files go")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout's src/ (e.g. from git archive), served as a third server on a "
+        "copy of the node: before/after a change, side by side",
+    )
     args = parser.parse_args()
-    run_and_write(quick=args.quick, out=args.out, console=Console())
+    run_and_write(quick=args.quick, out=args.out, console=Console(), baseline=args.baseline)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,27 @@ def render(result: dict[str, Any]) -> str:
             f"{ms(f['plain_cpu_ms_per_request'])} | {f['errors']['medledger']} / "
             f"{f['errors']['plain']} |"
         )
+    if result.get("baseline_src"):
+        lines += [
+            "",
+            f"## Before/after: the same node served by the code in `{result['baseline_src']}`",
+            "",
+            "A third server in the same run, interleaved with the other two (a copy of the "
+            "node, its own token).",
+            "",
+            "| workload | before req/s | after req/s | before / plain | after / plain | server "
+            "CPU ms per request: before / after | fixed rate p50 / p99 ms: before / after |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in result["results"].values():
+            s, f = r["saturation"], r["fixed_rate"]
+            lines.append(
+                f"| {r['workload']} | {s['baseline_per_s']:,.0f} | {s['medledger_per_s']:,.0f} | "
+                f"{s['baseline_ratio']:.2f}x | {s['ratio']:.2f}x | "
+                f"{ms(s['baseline_cpu_ms_per_request'])} / {ms(s['medledger_cpu_ms_per_request'])} "
+                f"| {ms(f['baseline_p50_ms'])} / {ms(f['baseline_p99_ms'])} ; "
+                f"{ms(f['medledger_p50_ms'])} / {ms(f['medledger_p99_ms'])} |"
+            )
     lines += [
         "",
         f"Target (saturation ratio >= {result['target']} for read and search): "

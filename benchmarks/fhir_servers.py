@@ -223,8 +223,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+def _env(src: Path | None = None) -> dict[str, str]:
+    """This process's import path for a child; ``src`` first, if given (another checkout's
+    ``src/``: the medledger code a baseline server runs)."""
+    paths = ([str(src)] if src is not None else []) + sys.path
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 @dataclass(frozen=True)
@@ -234,12 +237,14 @@ class Server:
 
 
 @contextmanager
-def server_process(kind: str, path: Path) -> Iterator[Server]:
+def server_process(kind: str, path: Path, src: Path | None = None) -> Iterator[Server]:
+    """A server process (``kind`` medledger or plain) on a free port until the block exits;
+    ``src``: run the medledger code of that ``src/`` directory instead of this one's."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, "-m", "benchmarks.fhir_servers", kind, str(path), str(port)],
-        env=_env(),
+        env=_env(src),
     )
     try:
         deadline = time.monotonic() + 60
