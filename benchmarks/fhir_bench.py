@@ -260,10 +260,17 @@ def run(*, quick: bool, console: Console, baseline: Path | None = None) -> dict[
 
 
 def run_and_write(
-    *, quick: bool, out: Path, console: Console, baseline: Path | None = None
+    *,
+    quick: bool,
+    out: Path,
+    console: Console,
+    baseline: Path | None = None,
+    baseline_label: str | None = None,
 ) -> dict[str, Any]:
     """Run, write ``out/fhir.json`` and ``out/fhir.md``, print the figures."""
     result = run(quick=quick, console=console, baseline=baseline)
+    if baseline is not None:
+        result["baseline_label"] = baseline_label or str(baseline)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "fhir.json", out / "fhir.md"
     json_path.write_text(json.dumps(result, indent=2) + "\n")
@@ -304,8 +311,15 @@ def main() -> None:
         help="another checkout's src/ (e.g. from git archive), served as a third server on a "
         "copy of the node: before/after a change, side by side",
     )
+    parser.add_argument("--baseline-label", help="what --baseline is, for the report (a commit)")
     args = parser.parse_args()
-    run_and_write(quick=args.quick, out=args.out, console=Console(), baseline=args.baseline)
+    run_and_write(
+        quick=args.quick,
+        out=args.out,
+        console=Console(),
+        baseline=args.baseline,
+        baseline_label=args.baseline_label,
+    )
 
 
 if __name__ == "__main__":

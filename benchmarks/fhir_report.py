@@ -76,7 +76,8 @@ def render(result: dict[str, Any]) -> str:
     if result.get("baseline_src"):
         lines += [
             "",
-            f"## Before/after: the same node served by the code in `{result['baseline_src']}`",
+            "## Before/after: the same node served by the code of "
+            f"{result.get('baseline_label') or result['baseline_src']}",
             "",
             "A third server in the same run, interleaved with the other two (a copy of the "
             "node, its own token).",
@@ -95,6 +96,16 @@ def render(result: dict[str, Any]) -> str:
                 f"{ms(f['medledger_p50_ms'])} / {ms(f['medledger_p99_ms'])} |"
             )
     lines += [
+        "",
+        "Where medledger's time goes (cProfile by CPU time in every server thread: "
+        "`FHIR_BENCH_PROFILE=FILE`, see `benchmarks/fhir_servers.py`): per resource the gate's "
+        "decision and its access event, the record's ledger and vault rows, the blob read with "
+        "its CID check, decryption and the commitment check, JSON; per sealed batch of access "
+        "events (at most one per 20 ms while readers wait: group commit) its anchor transaction "
+        "through the ledger (sign, intake, block, checkpoint), a few ms of CPU whatever its size. "
+        "At a fixed, moderate rate batches hold few events, so that per-batch cost dominates "
+        "the CPU per request; at saturation it is shared by many. A search decides every "
+        "candidate (25 here) and opens the page (20).",
         "",
         f"Target (saturation ratio >= {result['target']} for read and search): "
         f"{'met' if result['target_met'] else 'not met'}.",
