@@ -105,7 +105,7 @@ def render(result: dict[str, Any]) -> str:
         "through the ledger (sign, intake, block, checkpoint), a few ms of CPU whatever its size. "
         "At a fixed, moderate rate batches hold few events, so that per-batch cost dominates "
         "the CPU per request; at saturation it is shared by many. A search decides every "
-        "candidate (25 here) and opens the page (20).",
+        f"candidate ({c['per_patient']} here) and opens the page (at most 20).",
         "",
         f"Target (saturation ratio >= {result['target']} for read and search): "
         f"{'met' if result['target_met'] else 'not met'}.",
