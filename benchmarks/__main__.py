@@ -1,6 +1,7 @@
-"""``python -m benchmarks [--quick] [--only log|ledger|records|consent|audit]``: run the log
-suite, the ledger benchmark, the off-chain records benchmark, the consent decision benchmark
-and the access-event benchmark; write results/{log,ledger,records,consent,audit}.{json,md}."""
+"""``python -m benchmarks [--quick] [--only log|ledger|records|consent|audit|fhir]``: run the
+log suite, the ledger benchmark, the off-chain records benchmark, the consent decision
+benchmark, the access-event benchmark and the FHIR API benchmark; write
+results/{log,ledger,records,consent,audit,fhir}.{json,md}."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from rich.table import Table
 from benchmarks import (
     audit_bench,
     consent_bench,
+    fhir_bench,
     ledger,
     ledger_targets,
     machine,
@@ -38,7 +40,7 @@ from benchmarks.suite import run_suite
 from benchmarks.targets import Target, evaluate
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("log", "ledger", "records", "consent", "audit")
+BENCHMARKS = ("log", "ledger", "records", "consent", "audit", "fhir")
 
 
 def _parse_args() -> argparse.Namespace:
@@ -124,6 +126,8 @@ def main() -> None:
         consent_bench.run_and_write(quick=args.quick, out=args.out, console=console)
     if args.only in (None, "audit"):
         audit_bench.run_and_write(quick=args.quick, out=args.out, console=console)
+    if args.only in (None, "fhir"):
+        fhir_bench.run_and_write(quick=args.quick, out=args.out, console=console)
 
 
 main()

@@ -1,16 +1,25 @@
 """``python -m benchmarks.fhir_bench [--quick]``: FHIR reads and searches over HTTP (issue 6).
 
-Two servers on the same stack (FastAPI on uvicorn, each in a process of its own, loopback, the
-same response class and worker-thread hop), driven by the same concurrent httpx clients (8 to
-64 at once, threads of this process):
+Two servers on the same stack (FastAPI on uvicorn on 127.0.0.1, each a process of its own, the
+same response class and worker-thread hop), driven by a load generator in a third process
+(``benchmarks.fhir_load``: asyncio + aiohttp, keep-alive connections):
 1. **medledger**: ``GET /fhir/Observation/{id}`` and ``GET /fhir/Observation?patient=..&_count=20``
-   with everything on: the scope check, the consent gate per resource, an access event per
-   decision (a permit waits until its event is durable in a sealed batch), key unwrap,
-   AES-GCM decryption, CID and salted-commitment checks against the ledger;
+   with everything on: a real SMART bearer token from the node's token endpoint
+   (``private_key_jwt``), checked on every request; the scope check; the consent gate per
+   resource; an access event per decision (a permit waits until its event is durable in a
+   sealed batch); key unwrap, AES-GCM decryption, CID and salted-commitment checks against the
+   ledger;
 2. **plain**: the same routes answering from a SQLite table of the same resources in the clear
-   (no consent, no audit, no encryption), with the same searchset shape.
-The figure is requests/s of (1) over (2), for reads and for searches, per number of clients.
-Target: >= 0.5.
+   (no token, consent, audit or encryption), with the same searchset shape.
+The data: demo-like synthetic Observations (``demo.synthetic_resource``) of patients who
+consented to the hospital, read by the hospital's physician ``dr-house``.
+
+Per workload, in interleaved rounds (the servers alternate, so load from other work hits both):
+- **saturation**: ``connections`` clients back to back; requests/s of (1) over (2). Target >= 0.5;
+- **fixed rate** (open loop): requests scheduled at a fixed rate whatever the answers do;
+  achieved rate, p50/p99 latency from the scheduled send time, errors;
+- each server's CPU time per request (``/proc/<pid>/stat``, all its threads), which other work
+  on the machine does not inflate the way it inflates wall-clock figures.
 
 Writes ``results/fhir.json`` and ``results/fhir.md``.
 """
@@ -18,347 +27,275 @@ Writes ``results/fhir.json`` and ``results/fhir.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import os
-import signal
-import sqlite3
+import random
+import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-import uvicorn
-from fastapi import FastAPI, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import machine
-from medledger.adapters.keystore import generate_key
-from medledger.bootstrap import Node, open_node
-from medledger.client import new_transaction
-from medledger.core.auth.principal import Principal
-from medledger.core.auth.scopes import parse_scopes
-from medledger.core.consent.simple import permit_to
-from medledger.core.identity.keys import ParticipantKey
-from medledger.entrypoints.cli.demo import create_demo_home, load_demo_keys
-from medledger.entrypoints.fhir.routes import fhir_response
-from medledger.entrypoints.http.app import create_app
+import medledger
+from benchmarks import fhir_report, fhir_servers, machine
+from medledger.entrypoints.cli.demo import load_demo_keys
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET = 0.5
+SCOPE = "user/*.rs"
+WORKLOADS = ("read", "search")
+SERVERS = ("medledger", "plain")
+#: The optional third server: the same node served by another checkout's code (before/after).
+BASELINE = "baseline"
 
 
 @dataclass(frozen=True)
 class Config:
     patients: int
     per_patient: int
-    reads: int
-    searches: int
-    concurrency: tuple[int, ...]
+    connections: int  # saturation: clients back to back
+    rates: dict[str, float]  # fixed-rate (open-loop) requests/s per workload
+    max_in_flight: int  # open loop: connections at most
+    seconds: float  # per measurement
     rounds: int
 
 
-QUICK = Config(patients=3, per_patient=20, reads=600, searches=80, concurrency=(8, 64), rounds=1)
-FULL = Config(patients=8, per_patient=25, reads=1200, searches=200, concurrency=(8, 64), rounds=3)
+QUICK = Config(
+    patients=3,
+    per_patient=20,
+    connections=32,
+    rates={"read": 100, "search": 20},
+    max_in_flight=256,
+    seconds=3.0,
+    rounds=1,
+)
+FULL = Config(
+    patients=8,
+    per_patient=25,
+    connections=64,
+    rates={"read": 200, "search": 40},
+    max_in_flight=256,
+    seconds=8.0,
+    rounds=3,
+)
 
 
-def _observation(patient_id: str, n: int) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "status": "final",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
-                                  "observation-category", "code": "vital-signs"}]}],
-        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "effectiveDateTime": f"2026-01-{n % 28 + 1:02d}T08:{n % 60:02d}:00Z",
-        "valueQuantity": {"value": 60 + n % 40, "unit": "beats/min"},
-    }  # fmt: skip
+# --- the run ---------------------------------------------------------------------------------
+def _measure(
+    config: Config,
+    servers: dict[str, fhir_servers.Server],
+    paths: dict[str, list[str]],
+    headers: dict[str, dict[str, str]],
+    console: Console,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    names = tuple(servers)
+    for workload in WORKLOADS:
+        sat: dict[str, list[dict[str, Any]]] = {s: [] for s in names}
+        fixed: dict[str, list[dict[str, Any]]] = {s: [] for s in names}
+        for r in range(config.rounds):
+            order = names if r % 2 == 0 else names[::-1]
+            for name in order:
+                base = {"paths": paths[workload], "headers": headers[name]}
+                fhir_servers.load(
+                    servers[name], {**base, "mode": "closed", "connections": 8, "duration_s": 1.0}
+                )
+                console.print(f"{workload}, round {r + 1}/{config.rounds}, {name}: saturation")
+                sat[name].append(
+                    fhir_servers.load(
+                        servers[name],
+                        {
+                            **base,
+                            "mode": "closed",
+                            "connections": config.connections,
+                            "duration_s": config.seconds,
+                        },
+                    )
+                )
+                console.print(
+                    f"{workload}, round {r + 1}/{config.rounds}, {name}: "
+                    f"{config.rates[workload]:g}/s fixed rate"
+                )
+                fixed[name].append(
+                    fhir_servers.load(
+                        servers[name],
+                        {
+                            **base,
+                            "mode": "open",
+                            "rate": config.rates[workload],
+                            "max_in_flight": config.max_in_flight,
+                            "duration_s": config.seconds,
+                        },
+                    )
+                )
+        out[workload] = _summarise(workload, config, sat, fixed)
+    return out
 
 
-def _submit(node: Node, key: ParticipantKey, tx_type: str, payload: dict[str, Any]) -> None:
-    stx = new_transaction(key, network=node.genesis.network, tx_type=tx_type, payload=payload,
-                          now_s=int(time.time()))  # fmt: skip
-    node.ledger.submit(stx.wire, int(time.time()))
-    status = node.ledger.wait(stx.tx_id, 60)
-    if not status.ok:
-        raise RuntimeError(f"{tx_type} refused: {status.reason}")
+def _median(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
 
 
-async def _bench_principal(request: Request) -> Principal:
-    """The benchmark's stand-in for a bearer token: a did, read and search scopes."""
-    return Principal(request.headers["x-bench-did"], parse_scopes("user/*.rs"))
+def _summarise(
+    workload: str,
+    config: Config,
+    sat: dict[str, list[dict[str, Any]]],
+    fixed: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    names = tuple(sat)
+    per_s = {s: _median(sat[s], "achieved_per_s") or 0.0 for s in names}
+    ratios = [
+        m["achieved_per_s"] / p["achieved_per_s"]
+        for m, p in zip(sat["medledger"], sat["plain"], strict=True)
+        if p["achieved_per_s"]
+    ]
+    summary: dict[str, Any] = {
+        "workload": workload,
+        "saturation": {
+            "connections": config.connections,
+            **{f"{s}_per_s": per_s[s] for s in names},
+            **{f"{s}_p50_ms": _median(sat[s], "p50_ms") for s in names},
+            **{f"{s}_p99_ms": _median(sat[s], "p99_ms") for s in names},
+            **{f"{s}_cpu_ms_per_request": _median(sat[s], "server_cpu_ms_per_ok") for s in names},
+            "ratio": per_s["medledger"] / per_s["plain"] if per_s["plain"] else 0.0,
+            "ratio_rounds": ratios,
+            **(
+                {"baseline_ratio": per_s[BASELINE] / per_s["plain"] if per_s["plain"] else 0.0}
+                if BASELINE in per_s
+                else {}
+            ),
+            "errors": {s: sum(r["errors"] for r in sat[s]) for s in names},
+            "rounds": sat,
+        },
+        "fixed_rate": {
+            "rate_per_s": config.rates[workload],
+            **{f"{s}_achieved_per_s": _median(fixed[s], "achieved_per_s") for s in names},
+            **{f"{s}_p50_ms": _median(fixed[s], "p50_ms") for s in names},
+            **{f"{s}_p99_ms": _median(fixed[s], "p99_ms") for s in names},
+            **{f"{s}_cpu_ms_per_request": _median(fixed[s], "server_cpu_ms_per_ok") for s in names},
+            "errors": {s: sum(r["errors"] for r in fixed[s]) for s in names},
+            "rounds": fixed,
+        },
+    }
+    summary["target_met"] = summary["saturation"]["ratio"] >= TARGET
+    return summary
 
 
-def _serve(kind: str, path: Path, port: int) -> None:
-    """In a server process of its own (so clients and server do not share one GIL)."""
-    if kind == "ours":
-        node = open_node(path)
-        node.start()
-        app = create_app(node, fhir_principal=_bench_principal)
-    else:
-        app = _plain_app(path)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-
-
-@contextmanager
-def _server_process(kind: str, path: Path) -> Iterator[str]:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.fhir_bench", "--serve", kind, str(path), str(port)],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+def _source() -> str:
+    """The commit of the medledger code measured, and whether its src/ had local changes."""
+    checkout = Path(medledger.__file__).resolve().parents[2]
+    git = ["git", "--no-optional-locks", "-C", str(checkout)]
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"the {kind} server did not start")
-            time.sleep(0.05)
-        yield url
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"{checkout} (not a git checkout)"
+    return f"commit {head}" + (" with uncommitted changes in src/" if dirty else "")
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _setup(home: Path, config: Config) -> tuple[Node, ParticipantKey, list[str], list[str],
-                                                list[dict[str, Any]]]:  # fmt: skip
-    """A demo node; a physician; patients who consent to the hospital; their Observations."""
-    create_demo_home(home, port=_free_port())
-    node = open_node(home)
-    node.start()
-    keys = load_demo_keys(home)
-    doctor = keys["dr-house"]
-    _submit(node, keys["hospital"], "participant.register",
-            {"did": doctor.did, "kind": "practitioner", "roles": ["physician"],
-             "organization": keys["hospital"].did})  # fmt: skip
-    principal = Principal(doctor.did, parse_scopes("user/*.cruds"))
-    patient_ids: list[str] = []
-    for n in range(config.patients):
-        patient = generate_key()
-        _submit(node, keys["hospital"], "participant.register",
-                {"did": patient.did, "kind": "patient", "roles": []})  # fmt: skip
-        consent = permit_to(f"c-{n}", patient.did, keys["hospital"].did)
-        _submit(node, patient, "consent.grant", {"consent": consent.to_json()})
-        body = {"resourceType": "Patient",
-                "identifier": [{"system": "urn:ietf:rfc:3986", "value": patient.did}],
-                "name": [{"family": f"Bench{n}"}]}  # fmt: skip
-        patient_ids.append(node.fhir.create(principal, "Patient", body, _now_ms()).resource["id"])
-    bodies = [_observation(p, n) for p in patient_ids for n in range(config.per_patient)]
-    with ThreadPoolExecutor(16) as pool:
-        written = list(pool.map(lambda b: node.fhir.create(principal, "Observation", b,
-                                                           _now_ms()), bodies))  # fmt: skip
-    resources = [w.resource for w in written]
-    return node, doctor, patient_ids, [r["id"] for r in resources], resources
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _write_plain(db: Path, resources: list[dict[str, Any]]) -> None:
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE res (id TEXT PRIMARY KEY, patient TEXT, time TEXT, body TEXT)")
-    conn.execute("CREATE INDEX res_patient ON res (patient, time)")
-    conn.executemany(
-        "INSERT INTO res VALUES (?, ?, ?, ?)",
-        [(r["id"], r["subject"]["reference"], r["effectiveDateTime"], json.dumps(r))
-         for r in resources],
-    )  # fmt: skip
-    conn.close()
-
-
-def _plain_app(db: Path) -> FastAPI:
-    """The same routes from a plain SQLite table: no consent, no audit, no encryption."""
-    conn = sqlite3.connect(db, check_same_thread=False, isolation_level=None)
-    lock = threading.Lock()
-    app = FastAPI()
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    def read(record_id: str) -> dict[str, Any] | None:
-        with lock:
-            row = conn.execute("SELECT body FROM res WHERE id = ?", (record_id,)).fetchone()
-        return None if row is None else dict(json.loads(row[0]))
-
-    def search(patient: str, count: int) -> dict[str, Any]:
-        with lock:
-            total = conn.execute("SELECT COUNT(*) FROM res WHERE patient = ?", (patient,))
-            n = int(total.fetchone()[0])
-            rows = conn.execute(
-                "SELECT body FROM res WHERE patient = ? ORDER BY time DESC LIMIT ?",
-                (patient, count),
-            ).fetchall()
-        return {"resourceType": "Bundle", "type": "searchset", "total": n,
-                "entry": [{"resource": json.loads(r[0]), "search": {"mode": "match"}}
-                          for r in rows]}  # fmt: skip
-
-    @app.get("/fhir/Observation/{record_id}")
-    async def get(record_id: str) -> Response:
-        found = await run_in_threadpool(read, record_id)
-        return fhir_response(found, 200 if found else 404)
-
-    @app.get("/fhir/Observation")
-    async def find(request: Request) -> Response:
-        patient = "Patient/" + request.query_params["patient"]
-        count = int(request.query_params.get("_count", "20"))
-        return fhir_response(await run_in_threadpool(search, patient, count))
-
-    return app
-
-
-def _drive(base: str, paths: list[str], headers: dict[str, str], concurrency: int) -> float:
-    """Requests/s for ``paths`` over ``concurrency`` keep-alive clients; every answer a 200."""
-    chunks = [paths[i::concurrency] for i in range(concurrency)]
-
-    def worker(chunk: list[str]) -> None:
-        with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
-            for path in chunk:
-                response = client.get(path)
-                if response.status_code != 200:
-                    raise RuntimeError(f"{path}: {response.status_code}")
-
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(worker, chunks))
-    return len(paths) / (time.perf_counter() - started)
-
-
-def run(*, quick: bool, console: Console) -> dict[str, Any]:
+def run(*, quick: bool, console: Console, baseline: Path | None = None) -> dict[str, Any]:
+    """The benchmark; ``baseline``: another checkout's ``src/`` served as a third server on a
+    copy of the same node (the code before a change, measured side by side)."""
     config = QUICK if quick else FULL
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fhir-bench-") as tmp:
+        work = Path(tmp)
+        info = machine.describe(work)
         console.print("setting up: node, consents, Observations ...")
-        node, doctor, patients, ids, resources = _setup(Path(tmp) / "node", config)
-        headers = {"X-Bench-Did": doctor.did}
-
-        reads = [f"/fhir/Observation/{ids[i % len(ids)]}" for i in range(config.reads)]
-        searches = [f"/fhir/Observation?patient={patients[i % len(patients)]}&_count=20"
-                    for i in range(config.searches)]  # fmt: skip
-        figures: dict[tuple[str, int], dict[str, list[float]]] = {}
-        node.close()
-        _write_plain(Path(tmp) / "plain.db", resources)
-        with (
-            _server_process("ours", Path(tmp) / "node") as ours_url,
-            _server_process("plain", Path(tmp) / "plain.db") as plain_url,
-        ):
-            for name, paths in (("read", reads), ("search", searches)):
-                for clients in config.concurrency:
-                    sides: dict[str, list[float]] = {"medledger": [], "plain": []}
-                    _drive(ours_url, paths[: clients * 2], headers, clients)  # warm up
-                    _drive(plain_url, paths[: clients * 2], headers, clients)
-                    for r in range(config.rounds):  # interleaved rounds
-                        console.print(f"{name}, {clients} clients: round {r + 1}/{config.rounds}")
-                        sides["medledger"].append(_drive(ours_url, paths, headers, clients))
-                        sides["plain"].append(_drive(plain_url, paths, headers, clients))
-                    figures[(name, clients)] = sides
-        summary = {}
-        for (name, clients), sides in figures.items():
-            ours_rps = statistics.median(sides["medledger"])
-            plain_rps = statistics.median(sides["plain"])
-            summary[f"{name} x{clients}"] = {
-                "workload": name,
-                "clients": clients,
-                "medledger_per_s": ours_rps,
-                "plain_per_s": plain_rps,
-                "ratio": ours_rps / plain_rps,
-                "rounds": sides,
-            }
-        top = max(config.concurrency)
-        return {
-            "when": datetime.now(UTC).isoformat(timespec="seconds"),
-            "quick": quick,
-            "config": config.__dict__,
-            "machine": machine.describe(Path(tmp)),
-            "results": summary,
-            "target": TARGET,
-            "target_met_at_most_clients": all(
-                s["ratio"] >= TARGET for s in summary.values() if s["clients"] == top
-            ),
-            "wall_seconds": time.perf_counter() - began,
+        patients, resources = fhir_servers.setup(work / "node", config.patients, config.per_patient)
+        fhir_servers.write_plain(work / "plain.db", resources)
+        ids = [r["id"] for r in resources]
+        rng = random.Random(7)
+        paths = {
+            "read": [f"/fhir/Observation/{rng.choice(ids)}" for _ in range(1000)],
+            "search": [
+                f"/fhir/Observation?patient={rng.choice(patients)}&_count=20" for _ in range(1000)
+            ],
         }
+        doctor = load_demo_keys(work / "node")["dr-house"]
+        if baseline is not None:
+            shutil.copytree(work / "node", work / "node-baseline")
+        with contextlib.ExitStack() as stack:
+            serve = fhir_servers.server_process
+            servers = {
+                "medledger": stack.enter_context(serve("medledger", work / "node")),
+                "plain": stack.enter_context(serve("plain", work / "plain.db")),
+            }
+            if baseline is not None:
+                servers[BASELINE] = stack.enter_context(
+                    serve("medledger", work / "node-baseline", baseline)
+                )
+            headers = {
+                name: {}
+                if name == "plain"
+                else {"Authorization": f"Bearer {fhir_servers.mint_token(server.url, doctor)}"}
+                for name, server in servers.items()
+            }
+            results = _measure(config, servers, paths, headers, console)
+        info["contention_at_end"] = machine.contention()
+    return {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": quick,
+        "code": _source(),
+        "baseline_src": None if baseline is None else str(baseline),
+        "config": asdict(config),
+        "machine": info,
+        "results": results,
+        "target": TARGET,
+        "target_met": all(r["target_met"] for r in results.values()),
+        "wall_seconds": time.perf_counter() - began,
+    }
 
 
-def render(result: dict[str, Any]) -> str:
-    lines = [
-        "# FHIR API benchmark (issue 6)",
-        "",
-        f"{result['when']}, {'quick' if result['quick'] else 'full'} run, config "
-        f"`{result['config']}`.",
-        "",
-        "Requests/s over HTTP, same stack and clients; medledger with scopes, the consent gate "
-        "per resource, an access event per decision (permits wait for durable events), "
-        "decryption and CID + commitment checks; plain = the same routes over SQLite rows in "
-        "the clear.",
-        "",
-        "| workload | clients | medledger req/s | plain req/s | ratio | target |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for s in result["results"].values():
-        lines.append(
-            f"| {s['workload']} | {s['clients']} | {s['medledger_per_s']:,.0f} | "
-            f"{s['plain_per_s']:,.0f} | {s['ratio']:.2f} | >= {result['target']} |"
-        )
-    lines += [
-        "",
-        "A permitted read returns only once its access event is durable in a sealed batch "
-        "(ADR 0014/0015), and batches seal every 100 ms: a request's latency is at least that "
-        "wait, so medledger's throughput grows with concurrent clients while its CPU per read "
-        "is small (about 1.5 ms). Few clients measure the wait. Many clients are generated by "
-        "threads of one Python process, which then limit the plain server too (its figure "
-        "falls as clients grow): read the many-clients ratio as an upper bound, and the "
-        "few-clients one as the latency cost of durable audit evidence.",
-        "",
-        f"Target met at the most clients: "
-        f"{'yes' if result['target_met_at_most_clients'] else 'no'}.",
-        "",
-    ]
-    lines += [f"Machine: `{json.dumps(result['machine'])}`", ""]
-    return "\n".join(lines)
-
-
-def run_and_write(*, quick: bool, out: Path, console: Console) -> dict[str, Any]:
+def run_and_write(
+    *,
+    quick: bool,
+    out: Path,
+    console: Console,
+    baseline: Path | None = None,
+    baseline_label: str | None = None,
+) -> dict[str, Any]:
     """Run, write ``out/fhir.json`` and ``out/fhir.md``, print the figures."""
-    result = run(quick=quick, console=console)
+    result = run(quick=quick, console=console, baseline=baseline)
+    if baseline is not None:
+        result["baseline_label"] = baseline_label or str(baseline)
     out.mkdir(parents=True, exist_ok=True)
     json_path, md_path = out / "fhir.json", out / "fhir.md"
     json_path.write_text(json.dumps(result, indent=2) + "\n")
-    md_path.write_text(render(result))
-    table = Table("workload", "clients", "medledger req/s", "plain req/s", "ratio",
-                  title="FHIR over HTTP")  # fmt: skip
-    for s in result["results"].values():
-        table.add_row(s["workload"], str(s["clients"]), f"{s['medledger_per_s']:,.0f}",
-                      f"{s['plain_per_s']:,.0f}", f"{s['ratio']:.2f}")  # fmt: skip
+    md_path.write_text(fhir_report.render(result))
+    table = Table(
+        "workload",
+        "medledger req/s",
+        "plain req/s",
+        "ratio",
+        "fixed rate",
+        "p50 / p99 ms (medledger)",
+        "p50 / p99 ms (plain)",
+        title="FHIR over HTTP",
+    )
+    for r in result["results"].values():
+        s, f = r["saturation"], r["fixed_rate"]
+        table.add_row(
+            r["workload"],
+            f"{s['medledger_per_s']:,.0f}",
+            f"{s['plain_per_s']:,.0f}",
+            f"{s['ratio']:.2f}",
+            f"{f['rate_per_s']:g}/s",
+            f"{fhir_report.ms(f['medledger_p50_ms'])} / {fhir_report.ms(f['medledger_p99_ms'])}",
+            f"{fhir_report.ms(f['plain_p50_ms'])} / {fhir_report.ms(f['plain_p99_ms'])}",
+        )
     console.print(table)
     console.print(f"wrote {json_path} and {md_path} ({result['wall_seconds']:.0f} s)")
     return result
@@ -366,15 +303,23 @@ def run_and_write(*, quick: bool, out: Path, console: Console) -> dict[str, Any]
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fhir_bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer resources and requests")
+    parser.add_argument("--quick", action="store_true", help="fewer resources, shorter runs")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the result files go")
-    parser.add_argument("--serve", nargs=3, help=argparse.SUPPRESS)  # internal: a server process
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout's src/ (e.g. from git archive), served as a third server on a "
+        "copy of the node: before/after a change, side by side",
+    )
+    parser.add_argument("--baseline-label", help="what --baseline is, for the report (a commit)")
     args = parser.parse_args()
-    if args.serve:
-        kind, path, port = args.serve
-        _serve(kind, Path(path), int(port))
-        return
-    run_and_write(quick=args.quick, out=args.out, console=Console())
+    run_and_write(
+        quick=args.quick,
+        out=args.out,
+        console=Console(),
+        baseline=args.baseline,
+        baseline_label=args.baseline_label,
+    )
 
 
 if __name__ == "__main__":

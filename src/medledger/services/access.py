@@ -20,6 +20,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Protocol
 
 from medledger.core.access.gate import (
@@ -72,6 +73,23 @@ class StateSource(Protocol):
     def state_reader(self) -> StateReader: ...
 
 
+class _ReadOnce:
+    """A ``StateReader`` that reads each key once and then answers from memory: one call's view
+    of the committed state (bounded by the call: a search decides at most ``MAX_CANDIDATES``)."""
+
+    __slots__ = ("_seen", "_state")
+
+    def __init__(self, state: StateReader) -> None:
+        self._state = state
+        self._seen: dict[str, bytes | None] = {}
+
+    def get(self, key: str) -> bytes | None:
+        if key in self._seen:
+            return self._seen[key]
+        value = self._seen[key] = self._state.get(key)
+        return value
+
+
 class AccessService:
     """Decides, records, and (for permits) waits for durable evidence."""
 
@@ -121,17 +139,51 @@ class AccessService:
         version: int | None = None,
     ) -> tuple[AccessDecision, Ticket]:
         """Decide and record; the caller acts on the decision (``require`` for the usual)."""
-        state = self._ledger.state_reader()
-        decision = evaluate_access(
-            request,
-            facts,
-            state,
-            self.consents(state, request.patient),
-            now_ms,
-            open_break_glass=self._open_break_glass(request, now_ms),
-        )
+        ((decision, ticket),) = self.decide_many([(request, facts, version)], now_ms)
+        return decision, ticket
+
+    def decide_many(
+        self, items: Sequence[tuple[AccessRequest, RecordFacts, int | None]], now_ms: int
+    ) -> list[tuple[AccessDecision, Ticket]]:
+        """Decide and record each ``(request, facts, version)`` (a search decides every
+        candidate), all at ``now_ms`` and against one view of the committed state: a key the
+        decisions share (the requester, their organization, a patient's consents) is read once
+        per call, so every decision of one call sees the same answer for it."""
+        state = _ReadOnce(self._ledger.state_reader())
+        indexes: dict[str, ConsentIndex] = {}
+        windows: dict[tuple[str, str, str | None, str | None], str | None] = {}
+        out: list[tuple[AccessDecision, Ticket]] = []
+        for request, facts, version in items:
+            index = indexes.get(request.patient)
+            if index is None:
+                index = indexes[request.patient] = self.consents(state, request.patient)
+            window_key = (
+                request.patient,
+                request.requester,
+                request.purpose,
+                request.justification,
+            )
+            if window_key not in windows:
+                windows[window_key] = self._open_break_glass(request, now_ms)
+            decision = evaluate_access(
+                request, facts, state, index, now_ms, open_break_glass=windows[window_key]
+            )
+            event = self._event(request, facts, decision, state, now_ms=now_ms, version=version)
+            out.append((decision, self._audit.record(event)))
+        return out
+
+    def _event(
+        self,
+        request: AccessRequest,
+        facts: RecordFacts,
+        decision: AccessDecision,
+        state: StateReader,
+        *,
+        now_ms: int,
+        version: int | None,
+    ) -> AccessEvent:
         requester = read_participant(state, request.requester)
-        event = AccessEvent(
+        return AccessEvent(
             event_id=new_event_id(secrets.token_bytes(16)),
             time_ms=now_ms,
             node=self._node,
@@ -148,7 +200,6 @@ class AccessService:
             consents=decision.consents,
             justification=decision.justification if decision.break_glass else None,
         )
-        return decision, self._audit.record(event)
 
     def require(
         self,

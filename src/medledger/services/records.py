@@ -348,7 +348,7 @@ class RecordService:
         """For a search: every request decided and recorded as an access event, the permits'
         events awaited together (one batch seal, not one per resource), each permitted version
         verified like ``read``. None where access was denied or the version is gone."""
-        staged: list[tuple[AccessRequest, int | None, AccessDecision, Any, Any]] = []
+        looked_up: list[tuple[AccessRequest, int | None, KeyedVersion | None, RecordFacts]] = []
         for request, version in requests:
             record_id = _record_id(request)
             head = self._head(request.patient, record_id)
@@ -357,15 +357,15 @@ class RecordService:
             stored = (
                 None if number is None else self._vault.version(request.patient, record_id, number)
             )
-            decision, ticket = self._access.decide(
-                request, self._facts(head, stored), now_ms, version=number
-            )
-            staged.append((request, number, decision, ticket, stored))
-        for _, _, decision, ticket, _ in staged:
+            looked_up.append((request, number, stored, self._facts(head, stored)))
+        decided = self._access.decide_many(
+            [(request, facts, number) for request, number, _, facts in looked_up], now_ms
+        )
+        for decision, ticket in decided:
             if decision.permit:
                 ticket.wait_durable(DURABLE_WAIT_S)  # raises: then nothing is released
         out: list[Authorised | None] = []
-        for request, number, decision, _, stored in staged:
+        for (request, number, stored, _), (decision, _) in zip(looked_up, decided, strict=True):
             out.append(
                 self._verified(request, number, stored)
                 if decision.permit and number is not None
@@ -390,8 +390,7 @@ class RecordService:
         request, stored, anchored = authorised.request, authorised.stored, authorised.anchored
         record_id = _record_id(request)
         aad = RecordAad(record_id, stored.version, stored.resource_type, request.patient)
-        info = WrapInfo(record_id, stored.version, self._node_key.did, "custodian")
-        data_key = unwrap_key(stored.node_wrap, self._node_enc.private_key, info)
+        data_key = self._data_key(stored)
         content = open_record(self._blobs.get(stored.cid), data_key, aad)
         verify_commitment(stored.salt, content, bytes.fromhex(str(anchored["commitment"])))
         return ReadResult(stored.version, stored.resource_type, stored.cid, content)

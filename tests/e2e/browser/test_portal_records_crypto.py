@@ -6,7 +6,9 @@ them. First against Python's answers: the RFC 9180 vectors under ``tests/vectors
 against a real node served over HTTP (``records_node``): a record read in the browser equals
 what the node's ``records.read`` returns; a requester without consent gets ``denied`` and the
 node holds the denial as an access event; and answers tampered in transit (``page.route``)
-fail at the step that names them.
+fail at the step that names them. The version's anchor is proven by the log under the pinned
+verifier key: a rewritten ledger view, a tampered or substituted log receipt, another pinned
+key, and a node forging its ledger view, blob, wrap and salt together all fail ``anchor``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,9 +31,11 @@ from medledger.core.cid import cid_for
 from medledger.core.crypto.key_wrap import WrapInfo, wrap_key
 from medledger.core.crypto.record_cipher import RecordAad, salted_commitment, seal_record
 from medledger.core.ledger.canonical import canonical_document
+from medledger.core.note import Signer, format_verifier_key
 from tests.e2e.browser.crypto_server import TEST_PAGE, serve_static
 from tests.e2e.browser.records_node import (
     OBSERVATIONS,
+    OTHER_RECORD_ID,
     RECORD_ID,
     RecordsNode,
     serve_records_node,
@@ -232,10 +238,12 @@ def test_wrap_info_aad_commitment_and_cid_agree_with_python_and_a_python_wrap_op
 # --- a real node's records, read in the browser ---------------------------------------------
 def read_in_browser(page: Page, node: RecordsNode, who: str, **options: Any) -> dict[str, Any]:
     """``readRecordInBrowser`` as ``who`` (their seed imported as a non-extractable key, as the
-    keyring holds it); the result, or ``{"failed": step, "message": ...}``."""
+    keyring holds it, beside the log key pinned at sign-in: ``logKey`` overrides it); the
+    result, or ``{"failed": step, "message": ...}``."""
     arg = {
         "seed": node.keys[who].export_seed().hex(),
         "did": node.did(who),
+        "logKey": options.pop("logKey", node.log_key),
         "network": node.network,
         "patient": node.did("patient-1"),
         "recordId": RECORD_ID,
@@ -247,7 +255,7 @@ def read_in_browser(page: Page, node: RecordsNode, who: str, **options: Any) -> 
         const privateKey = await lib.ed25519.importSeed(lib.encoding.hexDecode(arg.seed));
         try {
           return await lib.records.readRecordInBrowser({
-            identity: { did: arg.did, privateKey }, network: arg.network,
+            identity: { did: arg.did, privateKey, logKey: arg.logKey }, network: arg.network,
             patient: arg.patient, recordId: arg.recordId, ...arg.options });
         } catch (e) {
           if (!(e instanceof lib.records.RecordCheckFailed)) throw e;
@@ -277,12 +285,26 @@ def python_read(node: RecordsNode, who: str, version: int | None) -> dict[str, A
     }
 
 
+def ledger_record(node: RecordsNode, record_id: str = RECORD_ID) -> dict[str, Any]:
+    """``GET /ledger/records/{patient}/{record_id}`` as the node serves it."""
+    url = f"{node.url}ledger/records/{node.did('patient-1')}/{record_id}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body: dict[str, Any] = json.load(response)
+    return body
+
+
+def anchor_index(node: RecordsNode, version: int, record_id: str = RECORD_ID) -> int:
+    """The log index the node names for a version's anchor (checked in the honest read)."""
+    anchors = ledger_record(node, record_id)["anchors"]
+    return int(next(a["log_index"] for a in anchors if a["version"] == version))
+
+
 def test_a_record_read_in_the_browser_is_what_the_node_reads(
     node_page: Page, records_node: RecordsNode
 ) -> None:
     console: list[str] = []
     node_page.on("console", lambda message: console.append(message.text))
-    checks = {"cid": True, "commitment": True, "tag": True}
+    checks = {"anchor": True, "cid": True, "commitment": True, "tag": True}
     for who, version, grant in (
         ("dr-house", None, "consent"),  # a practitioner under the patient's consent
         ("dr-house", 1, "consent"),
@@ -295,6 +317,16 @@ def test_a_record_read_in_the_browser_is_what_the_node_reads(
         assert got["content"] == OBSERVATIONS[expected["version"] - 1]
         assert got["checks"] == checks
         assert got["grant"] == grant  # the basis bound into the wrap (WrapInfo.grant)
+        # The proven anchor is the log entry of this version's record.anchor, read in Python.
+        anchor = got["anchor"]
+        assert anchor["logIndex"] == anchor_index(records_node, expected["version"])
+        assert anchor["logIndex"] < anchor["checkpointSize"] <= records_node.node.log.size()
+        entry = json.loads(records_node.node.log.entry(anchor["logIndex"]))
+        assert (entry["kind"], entry["ok"], entry["tx_id"]) == ("tx", True, anchor["txId"])
+        assert entry["tx"]["type"] == "record.anchor"
+        assert entry["tx"]["sender"] == anchor["sender"] == records_node.did("hospital")
+        payload = entry["tx"]["payload"]
+        assert (payload["record_id"], payload["version"]) == (RECORD_ID, expected["version"])
     assert console == []  # nothing logged: no content, no key material
 
 
@@ -378,14 +410,97 @@ def swap_cid(body: dict[str, Any]) -> None:
     first["cid"], second["cid"] = second["cid"], first["cid"]
 
 
+def flip_proof_hash(route: Route) -> None:
+    """The receipt's first inclusion-proof hash with one bit flipped."""
+    response = route.fetch()
+    head, _, note = response.text().partition("\n\n")
+    lines = head.split("\n")  # header, extra, index, proof hashes
+    assert len(lines) > 3, "the anchor's proof has no hash to flip"
+    digest = bytearray(base64.b64decode(lines[3]))
+    digest[0] ^= 0x01
+    lines[3] = base64.b64encode(bytes(digest)).decode()
+    route.fulfill(response=response, body="\n".join(lines) + "\n\n" + note)
+
+
+def flip_checkpoint_signature(route: Route) -> None:
+    """The last byte of the log key's signature on the receipt's checkpoint flipped."""
+    response = route.fetch()
+    lines = response.text().split("\n")
+    assert lines[-1] == "" and lines[-2].startswith("\u2014 ")
+    dash, name, signature = lines[-2].split(" ")
+    raw = bytearray(base64.b64decode(signature))
+    raw[-1] ^= 0x01
+    lines[-2] = f"{dash} {name} {base64.b64encode(bytes(raw)).decode()}"
+    route.fulfill(response=response, body="\n".join(lines))
+
+
+def rewrite_entry(route: Route) -> None:
+    """The receipt's own entry (extra) rewritten to anchor another commitment."""
+    response = route.fetch()
+    lines = response.text().split("\n")
+    assert lines[1].startswith("extra ")
+    entry = json.loads(base64.b64decode(lines[1][6:]))
+    entry["tx"]["payload"]["commitment"] = "00" * 32
+    forged = json.dumps(entry, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    lines[1] = "extra " + base64.b64encode(forged.encode()).decode()
+    route.fulfill(response=response, body="\n".join(lines))
+
+
+def receipt_of(version: int, record_id: str = RECORD_ID) -> Callable[[RecordsNode], Tamper]:
+    """Serve, in place of the asked receipt, the (genuine) receipt of another anchor."""
+
+    def make(node: RecordsNode) -> Tamper:
+        other = f"{node.url}log/receipt/{anchor_index(node, version, record_id)}"
+        return lambda route: route.fulfill(response=route.fetch(url=other))
+
+    return make
+
+
+def point_anchor_at(version: int, record_id: str = RECORD_ID) -> Callable[[RecordsNode], Tamper]:
+    """The ledger view naming another anchor's log index for version 2."""
+
+    def make(node: RecordsNode) -> Tamper:
+        index = anchor_index(node, version, record_id)
+        return rewrite_json(lambda body: body["anchors"][1].update(log_index=index))
+
+    return make
+
+
+def point_at_the_refused_anchor(node: RecordsNode) -> Tamper:
+    """The ledger view naming, for version 2, the custodian's refused anchor and its values."""
+
+    def edit(body: dict[str, Any]) -> None:
+        entry = json.loads(node.node.log.entry(node.refused_anchor_index))
+        payload = entry["tx"]["payload"]
+        body["versions"][1].update(commitment=payload["commitment"], cid=payload["cid"])
+        body["anchors"][1].update(log_index=node.refused_anchor_index, tx_id=entry["tx_id"])
+
+    return rewrite_json(edit)
+
+
+def claim_author(name: str) -> Callable[[RecordsNode], Tamper]:
+    """The ledger view naming another custodian for version 2 (an author of the same org)."""
+
+    def make(node: RecordsNode) -> Tamper:
+        return rewrite_json(lambda body: body["versions"][1].update(author=node.did(name)))
+
+    return make
+
+
 @pytest.mark.parametrize(
     ("url", "tamper", "step"),
     [
         ("**/blobs/*", flip_blob, "cid"),
         ("**/records/key-release", rewrite_json(flip_wrap), "wrap"),
-        ("**/ledger/records/**", rewrite_json(swap_commitment), "commitment"),
+        # the node's ledger view is checked against the anchor the log proves
+        ("**/ledger/records/**", rewrite_json(swap_commitment), "anchor"),
         # and more that a node (or a proxy) could try:
-        ("**/ledger/records/**", rewrite_json(swap_cid), "cid"),
+        ("**/ledger/records/**", rewrite_json(swap_cid), "anchor"),
+        ("**/ledger/records/**", rewrite_json(lambda b: b.update(anchors=[])), "anchor"),
+        ("**/log/receipt/*", flip_proof_hash, "anchor"),
+        ("**/log/receipt/*", flip_checkpoint_signature, "anchor"),
+        ("**/log/receipt/*", rewrite_entry, "anchor"),
+        ("**/log/receipt/*", lambda route: route.abort(), "anchor"),
         ("**/records/key-release", rewrite_json(lambda b: b.update(grant="break-glass")), "wrap"),
         ("**/records/key-release", rewrite_json(lambda b: b.update(salt="00" * 32)), "commitment"),
         ("**/records/key-release", rewrite_json(lambda b: b.update(version=1)), "release"),
@@ -396,6 +511,11 @@ def swap_cid(body: dict[str, Any]) -> None:
         "wrap-flipped",
         "commitment-swapped",
         "cid-swapped",
+        "view-names-no-anchor",
+        "receipt-proof-hash-flipped",
+        "receipt-signature-flipped",
+        "receipt-entry-rewritten",
+        "receipt-withheld",
         "grant-relabelled",
         "salt-replaced",
         "other-version-released",
@@ -405,9 +525,120 @@ def swap_cid(body: dict[str, Any]) -> None:
 def test_answers_tampered_in_transit_fail_at_their_step(
     node_page: Page, records_node: RecordsNode, url: str, tamper: Tamper, step: str
 ) -> None:
-    node_page.route(url, tamper)
-    got = read_in_browser(node_page, records_node, "dr-house", version=2)
+    fails_then_reads(node_page, records_node, url, tamper, step)
+
+
+@pytest.mark.parametrize(
+    ("url", "make", "message"),
+    [
+        ("**/ledger/records/**", point_anchor_at(1), "for another record or version"),
+        ("**/ledger/records/**", point_anchor_at(1, OTHER_RECORD_ID), "for another record"),
+        ("**/ledger/records/**", claim_author("dr-house"), "not sent by the record's custodian"),
+        ("**/ledger/records/**", point_at_the_refused_anchor, "failed: it anchored nothing"),
+        ("**/log/receipt/*", receipt_of(1), "for another log index"),
+        ("**/log/receipt/*", receipt_of(1, OTHER_RECORD_ID), "for another log index"),
+    ],
+    ids=[
+        "view-points-at-another-version",
+        "view-points-at-another-record",
+        "view-names-another-custodian",
+        "view-points-at-a-refused-anchor",
+        "receipt-of-another-version",
+        "receipt-of-another-record",
+    ],
+)
+def test_a_genuine_anchor_of_something_else_fails_anchor(
+    node_page: Page,
+    records_node: RecordsNode,
+    url: str,
+    make: Callable[[RecordsNode], Tamper],
+    message: str,
+) -> None:
+    """Every receipt here verifies under the pinned key: what it proves is not this version."""
+    got = fails_then_reads(node_page, records_node, url, make(records_node), "anchor")
+    assert message in got["message"], got
+
+
+def fails_then_reads(
+    node: Page, served: RecordsNode, url: str, tamper: Tamper, step: str
+) -> dict[str, Any]:
+    """Version 2 read through ``tamper`` fails at ``step`` (returned), then reads once it is
+    gone."""
+    node.route(url, tamper)
+    got = read_in_browser(node, served, "dr-house", version=2)
     assert (got.get("failed"), got.get("reason")) == (step, step), got
     assert "content" not in got and "36.6" not in got["message"]  # no record content
-    node_page.unroute(url)
-    assert "failed" not in read_in_browser(node_page, records_node, "dr-house", version=2)
+    node.unroute(url)
+    assert "failed" not in read_in_browser(node, served, "dr-house", version=2)
+    return got
+
+
+def test_another_pinned_log_key_fails_anchor(node_page: Page, records_node: RecordsNode) -> None:
+    """A node whose log is signed by another key than the one pinned at sign-in (same name)."""
+    other = Signer(records_node.node.log.verifier.name, os.urandom(32)).verifier()
+    got = read_in_browser(
+        node_page, records_node, "dr-house", version=2, logKey=format_verifier_key(other)
+    )
+    assert (got.get("failed"), got.get("reason")) == ("anchor", "anchor"), got
+    assert "checkpoint-signature" in got["message"]
+
+
+# --- a node that forges everything it serves ---------------------------------------------------
+FORGED = {**OBSERVATIONS[1], "valueQuantity": {"value": 39.9, "unit": "Cel"}}
+
+
+def forge_version_2(node: RecordsNode) -> dict[str, Tamper]:
+    """What a node needs to show FORGED as version 2, consistently: a blob sealed under its own
+    data key and the record's AAD, a salt and commitment, and a key release whose wrap opens
+    for the browser's session key (read from the signed request). Returns the route handlers:
+    the release, the blob, and the ledger view rewritten to match, by URL pattern."""
+    document = canonical_document(FORGED)
+    data_key, salt = os.urandom(32), os.urandom(32)
+    aad = RecordAad(RECORD_ID, 2, "Observation", node.did("patient-1"))
+    blob = seal_record(document, data_key, os.urandom(12), aad)
+    cid, commitment = cid_for(blob), salted_commitment(salt, document).hex()
+
+    def release(route: Route) -> None:
+        request = json.loads(route.request.post_data or "")
+        response = route.fetch()  # the node really decides (and records the access event)
+        body = response.json()
+        info = WrapInfo(RECORD_ID, 2, request["sender"], body["grant"])
+        wrap = wrap_key(data_key, bytes.fromhex(request["payload"]["session_key"]), info)
+        body.update(salt=salt.hex(), cid=cid, wrap=base64.b64encode(wrap).decode())
+        route.fulfill(response=response, body=json.dumps(body))
+
+    def view(body: dict[str, Any]) -> None:
+        body["versions"][1].update(commitment=commitment, cid=cid)
+
+    def blob_of(route: Route) -> None:
+        route.fulfill(body=blob, content_type="application/octet-stream")
+
+    return {
+        "**/records/key-release": release,
+        "**/blobs/*": blob_of,
+        "**/ledger/records/**": rewrite_json(view),
+    }
+
+
+@pytest.mark.parametrize(
+    ("forge_view", "step", "message"),
+    [
+        (True, "anchor", "the node's ledger view differs from the anchor the log proves"),
+        (False, "cid", "the node released a CID the ledger does not anchor for this version"),
+    ],
+    ids=["view-forged-too", "view-left-honest"],
+)
+def test_a_node_forging_blob_wrap_and_salt_together_is_caught_by_the_proven_anchor(
+    node_page: Page, records_node: RecordsNode, forge_view: bool, step: str, message: str
+) -> None:
+    """ADR 0019 addendum: before the anchor was proven, this forgery read as a valid record."""
+    handlers = forge_version_2(records_node)
+    if not forge_view:
+        del handlers["**/ledger/records/**"]
+    for url, handler in handlers.items():
+        node_page.route(url, handler)
+    got = read_in_browser(node_page, records_node, "dr-house", version=2)
+    assert (got.get("failed"), got.get("reason")) == (step, step), got
+    assert message in got["message"] and "39.9" not in got["message"]
+    for url in handlers:
+        node_page.unroute(url)

@@ -8,7 +8,8 @@ inside a router factory: FastAPI cannot resolve a closure's names from the strin
 ``Annotated[Principal, Depends(bearer)]``. Its steps:
 
 1. exactly one ``Authorization: Bearer <token>`` header (RFC 6750 §2.1; scheme without case);
-2. the token is one this node issued for ``audience`` and is live (``read_access_token``);
+2. the token is one this node issued for ``audience`` and is live (``read_access_token``; a
+   token that checked out before is taken from ``VerifiedTokens`` while it is live);
 3. the purpose of use: ``X-Purpose-Of-Use``, a v3-ActReason code, bare (``ETREAT``) or as a
    FHIR token ``http://terminology.hl7.org/CodeSystem/v3-ActReason|ETREAT``; default the
    token's ``purpose_of_use``, else ``TREAT``. A token issued for a purpose is good for that
@@ -24,8 +25,12 @@ header in 3-4 is ``InvalidInputError`` (400) naming the header.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -38,7 +43,7 @@ from medledger.core.access.gate import (
     MIN_JUSTIFICATION,
 )
 from medledger.core.auth.principal import Principal
-from medledger.core.auth.tokens import read_access_token
+from medledger.core.auth.tokens import AccessToken, read_access_token
 from medledger.core.consent.vocab import PURPOSE_SYSTEM, PURPOSES
 from medledger.errors import AuthenticationError, InvalidInputError
 
@@ -47,6 +52,51 @@ JUSTIFICATION_HEADER: Final = "X-Break-Glass-Justification"
 DEFAULT_PURPOSE: Final = "TREAT"
 #: RFC 6750 §2.1 ``b64token``.
 _B64TOKEN: Final = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+#: Access tokens remembered as verified (a client reuses its token for its lifetime).
+MAX_VERIFIED_TOKENS: Final = 4096
+
+
+class VerifiedTokens:
+    """Access tokens that checked out (``read_access_token``), so a client reusing its token
+    costs one signature verification per token, not one per request.
+
+    Keyed by the SHA-256 of the exact token text: a token that differs in any byte is another
+    token, verified in full; the lookup compares digests, never the secret token itself. At
+    most ``max_entries`` (least recently used go first). An entry serves only while
+    ``verified_at <= now < exp + clock_skew_s``: of ``read_access_token``'s checks only the
+    expiry can fail later (re-checked here); the not-before ones (``iat``, the longest
+    lifetime), passed at ``verified_at``, stay passed as time goes on, and a clock that went
+    back before ``verified_at`` means a full check again. Everything else a token says is fixed
+    by its bytes, and the node key and audience are fixed per instance."""
+
+    def __init__(self, clock_skew_s: int, max_entries: int = MAX_VERIFIED_TOKENS) -> None:
+        self._skew = clock_skew_s
+        self._max = max_entries
+        self._entries: OrderedDict[bytes, tuple[bytes, AccessToken, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str, now: int, verify: Callable[[], AccessToken]) -> AccessToken:
+        """The token's claims: remembered, else ``verify()`` (which raises if it fails)."""
+        digest = hashlib.sha256(token.encode("ascii")).digest()
+        with self._lock:
+            found = self._entries.get(digest)
+            if found is not None:
+                stored, claims, verified_at = found
+                if hmac.compare_digest(stored, digest) and verified_at <= now < (
+                    claims.exp + self._skew
+                ):
+                    self._entries.move_to_end(digest)
+                    return claims
+                del self._entries[digest]
+        claims = verify()
+        with self._lock:
+            self._entries[digest] = (digest, claims, now)
+            while len(self._entries) > self._max:
+                self._entries.popitem(last=False)
+        return claims
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def _one_header(request: Request, name: str) -> str | None:
@@ -114,11 +164,17 @@ def make_bearer_dependency(
 
     ``clock`` is read once per request (``time.time`` in a node; a fixed value in a test)."""
     auth_limits = limits or AuthLimits()
+    verified = VerifiedTokens(auth_limits.clock_skew_s)
 
     async def bearer_principal(request: Request) -> Principal:
         token = bearer_token(request, auth_limits)
-        claims = read_access_token(
-            token, node_public_key, int(clock()), audience=audience, limits=auth_limits
+        now = int(clock())
+        claims = verified.get(
+            token,
+            now,
+            lambda: read_access_token(
+                token, node_public_key, now, audience=audience, limits=auth_limits
+            ),
         )
         asked = _one_header(request, PURPOSE_HEADER)
         purpose = parse_purpose(asked) if asked is not None else None

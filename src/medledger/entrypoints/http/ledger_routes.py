@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -112,6 +112,65 @@ def _record_heads(
     return heads[:limit]
 
 
+def _record(
+    state_get: Callable[[str], bytes | None],
+    block_txs: Callable[[int], Sequence[TxRecord]],
+    patient: str,
+    record_id: str,
+) -> dict[str, Any]:
+    """One record's head, its versions' states, and where each version's anchor is."""
+    key = f"record/{patient}/{record_id}"
+    head = _state_value(state_get(key), "record")
+    versions = []
+    for v in range(1, int(head.get("version", 0)) + 1):
+        raw = state_get(f"{key}/{v}")
+        if raw is not None:
+            versions.append(json.loads(raw))
+    anchors = _anchor_positions(block_txs, patient, record_id, versions)
+    return {"head": head, "versions": versions, "anchors": anchors}
+
+
+def _anchor_positions(
+    block_txs: Callable[[int], Sequence[TxRecord]],
+    patient: str,
+    record_id: str,
+    versions: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Where each version's committed ``record.anchor`` sits: ``{version, tx_id, log_index}``.
+
+    The version states stay byte for byte what the contract wrote (their hashes chain), so
+    these positions go beside them. They are hints, not proofs: a reader fetches the log
+    receipt at ``log_index`` and checks the anchoring transaction in it (ADR 0019).
+    """
+    anchors: list[dict[str, Any]] = []
+    txs_at: dict[int, Sequence[TxRecord]] = {}
+    for v in versions:
+        height, number = v.get("height"), v.get("version")
+        if not isinstance(height, int) or not isinstance(number, int):
+            continue
+        if height not in txs_at:
+            txs_at[height] = block_txs(height)
+        for t in txs_at[height]:
+            if t.ok and _anchors(t.wire, patient, record_id, number):
+                anchors.append(
+                    {"version": number, "tx_id": t.tx_id.hex(), "log_index": t.log_index}
+                )
+                break
+    return anchors
+
+
+def _anchors(wire: bytes, patient: str, record_id: str, version: int) -> bool:
+    """Whether a committed transaction's wire bytes are the anchor of this record version."""
+    tx = json.loads(wire)
+    payload = tx.get("payload")
+    return (
+        tx.get("type") == "record.anchor"
+        and isinstance(payload, dict)
+        and (payload.get("patient"), payload.get("record_id"), payload.get("version"))
+        == (patient, record_id, version)
+    )
+
+
 async def _finality(
     wait: str, status: TxStatus, wait_final: Callable[[int, float], bool] | None, timeout: float
 ) -> dict[str, bool]:
@@ -204,14 +263,8 @@ def router(
     async def record(patient: str, record_id: str) -> dict[str, Any]:
         if not _RECORD_ID.fullmatch(record_id):
             raise InvalidInputError("record_id is malformed", parameter="record_id")
-        key = f"record/{_did(patient, 'patient')}/{record_id}"
-        head = _state_value(await run_in_threadpool(state_get, key), "record")
-        versions = []
-        for v in range(1, int(head.get("version", 0)) + 1):
-            raw = await run_in_threadpool(state_get, f"{key}/{v}")
-            if raw is not None:
-                versions.append(json.loads(raw))
-        return {"head": head, "versions": versions}
+        patient = _did(patient, "patient")
+        return await run_in_threadpool(_record, state_get, ledger.block_txs, patient, record_id)
 
     @r.get("/escrows/{escrow_id}", summary="An organization's key escrow")
     async def escrow(escrow_id: str) -> dict[str, Any]:

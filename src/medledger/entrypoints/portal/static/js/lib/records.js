@@ -9,30 +9,41 @@
 //   2. a signed request.key_release {patient, record_id, purpose, session_key[, version]
 //      [, justification]} to POST /records/key-release; a 403 is `denied` (the node records
 //      the attempt as an access event);
-//   3. the ledger's entry for the version (GET /ledger/records/{patient}/{record_id}) and
-//      the ciphertext (GET /blobs/{cid});
-//   4. `cid`: the released CID is the ledger's, and the blob's SHA-256 is the CID's digest
+//   3. the ledger's view of the record (GET /ledger/records/{patient}/{record_id}: head,
+//      versions and where each version's anchor is in the log), the log receipt of the
+//      version's anchor (GET /log/receipt/{index}) and the ciphertext (GET /blobs/{cid});
+//   4. `anchor`: the receipt verifies against the identity's PINNED log key (never one the
+//      node sends) and carries the committed, correctly signed `record.anchor` transaction of
+//      exactly this patient, record and version, sent by the custodian the ledger view names
+//      (anchor.js); the view's commitment, CID, resource type and height must be the proven
+//      ones. From here on the commitment, CID and resource type are the PROVEN values;
+//   5. `cid`: the released CID is the anchored one, and the blob's SHA-256 is the CID's digest
 //      (constant-time compare);
-//   5. `wrap`: the data key opens from the HPKE wrap (0x01 || enc || ct) bound to
+//   6. `wrap`: the data key opens from the HPKE wrap (0x01 || enc || ct) bound to
 //      "medledger/key-wrap/v1\0" || JCS{grant, recipient, record_id, version}, straight into
 //      a non-extractable AES-GCM key;
-//   6. `decrypt`: AES-256-GCM of the blob (0x01 || nonce || ct || tag) under AAD
+//   7. `decrypt`: AES-256-GCM of the blob (0x01 || nonce || ct || tag) under AAD
 //      "medledger/record/v1\0" || JCS{patient, record_id, resource_type, version};
-//   7. `commitment`: HMAC-SHA256(salt, "medledger/commitment/v1\0" || plaintext) is the
-//      commitment the ledger anchors (constant-time compare).
+//   8. `commitment`: HMAC-SHA256(salt, "medledger/commitment/v1\0" || plaintext) is the
+//      proven anchor's commitment (constant-time compare).
 //
 // Every failure throws RecordCheckFailed whose `step` (also `reason`, as in receipt.js) names
 // the step; `release` is a key release that failed for another reason than a denial (no such
 // record, a malformed answer). Messages carry no record content and no key material, and
-// nothing here logs. Trust: the ledger entry is read from the same node (the API offers no
-// state proof yet); a node that lies about it fails `cid` or `commitment` unless it also
-// rewrote the ledger it serves. I/O: fetch only.
+// nothing here logs. Trust: the anchor is proven by the transparency log under the pinned key,
+// so a node that rewrites its ledger view together with the blob, wrap and salt fails
+// `anchor` (or `cid`/`commitment`). Not proven: that the version read is the record's latest
+// (a later version or a tombstone could be hidden), nor that the sender still belongs to the
+// custodian organization (ADR 0019 addendum). I/O: fetch only.
 
+import { AnchorFailed, verifyRecordAnchor } from "./anchor.js";
 import { CidError, parseCid, verifyCid } from "./cid.js";
 import { isDidKey } from "./did.js";
 import { b64decode, concat, equalBytes, fromUtf8, hexDecode, hexEncode, utf8 } from "./encoding.js";
 import { HpkeError, generateKeyPair, openKey } from "./hpke.js";
 import { canonicalize } from "./jcs.js";
+import { parseVerifierKey } from "./note.js";
+import { MAX_LOG_RECEIPT_BYTES } from "./receipt.js";
 import { signEnvelope } from "./tx.js";
 
 export const DOMAIN_KEY_WRAP = "medledger/key-wrap/v1\u0000";
@@ -58,6 +69,7 @@ const HEX64 = /^[0-9a-f]{64}$/;
 export const STEPS = Object.freeze({
   denied: "the node refused to release the key: access denied (the attempt is recorded)",
   release: "the key release failed or its answer is malformed",
+  anchor: "the ledger's anchor of this version is not proven by the log under the pinned key",
   cid: "the ciphertext is not the one the ledger anchors",
   wrap: "the released key does not open for this session, record version and grant",
   decrypt: "the record does not decrypt under its key and record binding",
@@ -171,23 +183,44 @@ function parseRelease(body, expectedVersion) {
   return body;
 }
 
-function anchoredVersion(body, version) {
+/** The ledger view's head, the version's state and the log position of its anchor. */
+function ledgerView(body, version) {
   const head = body?.head;
   const versions = body?.versions;
-  if (head === null || typeof head !== "object" || !Array.isArray(versions)) {
-    fail("commitment", "the ledger's answer is not a record");
+  const anchors = body?.anchors;
+  if (head === null || typeof head !== "object" || !Array.isArray(versions) || !Array.isArray(anchors)) {
+    fail("anchor", "the ledger's answer is not a record");
   }
-  const entry = versions.find((v) => v !== null && typeof v === "object" && v.version === version);
-  if (!entry || typeof entry.commitment !== "string" || !HEX64.test(entry.commitment) || typeof entry.cid !== "string") {
-    fail("commitment", "the ledger anchors no commitment for this version");
+  const isThis = (v) => v !== null && typeof v === "object" && v.version === version;
+  const entry = versions.find(isThis);
+  const position = anchors.find(isThis);
+  if (!entry || !position || !Number.isSafeInteger(position.log_index) || position.log_index < 0) {
+    fail("anchor", "the ledger names no anchor for this version");
   }
-  return { resourceType: head.resource_type, cid: entry.cid, commitment: hexDecode(entry.commitment) };
+  if (!isDidKey(entry.author) || entry.author_org !== head.author_org) {
+    fail("anchor", "the ledger names no custodian for this version");
+  }
+  return { head, entry, position };
 }
 
-function checkArguments({ identity, network, patient, recordId, version, purpose, justification }) {
-  if (!(identity?.privateKey instanceof CryptoKey) || !isDidKey(identity?.did)) {
-    throw new TypeError("identity must be the keyring's {did, privateKey}");
+/** Step 4's last check: the node's view says what the log proves, field by field. */
+function checkViewIsProven({ head, entry, position }, proven) {
+  const same = entry.commitment === proven.commitment && entry.cid === proven.cid &&
+    entry.height === proven.height && head.resource_type === proven.resourceType &&
+    position.tx_id === proven.txId;
+  if (!same) fail("anchor", "the node's ledger view differs from the anchor the log proves");
+}
+
+async function checkArguments({ identity, network, patient, recordId, version, purpose, justification, origin }) {
+  if (!(identity?.privateKey instanceof CryptoKey) || !isDidKey(identity?.did) || typeof identity?.logKey !== "string") {
+    throw new TypeError("identity must be the keyring's {did, privateKey, logKey}");
   }
+  try {
+    await parseVerifierKey(identity.logKey);
+  } catch {
+    throw new TypeError("identity.logKey must be the pinned log verifier key");
+  }
+  if (origin !== null && (typeof origin !== "string" || !origin)) throw new TypeError("origin must be null or the log's origin");
   if (typeof network !== "string" || !network) throw new TypeError("network must be the network's name");
   if (typeof patient !== "string" || !isDidKey(patient)) throw new TypeError("patient must be a did:key");
   if (typeof recordId !== "string" || !RECORD_ID.test(recordId)) throw new TypeError("recordId must be 1-64 of [A-Za-z0-9._-]");
@@ -202,14 +235,17 @@ function checkArguments({ identity, network, patient, recordId, version, purpose
 /**
  * Read one record version in this browser through key release (steps above). `version` null
  * (or omitted) is the latest; `justification` asks for break-glass (purpose BTG or ETREAT);
- * `node` is the node's base URL ("" for the page's own origin). Resolves to
- * {content (the parsed FHIR resource), resourceType, version, cid, grant,
- *  checks: {cid: true, commitment: true, tag: true}}; throws RecordCheckFailed.
+ * `node` is the node's base URL ("" for the page's own origin); `identity.logKey` is the
+ * log verifier key pinned at sign-in and `origin` the log's expected origin (default: the
+ * key's name). Resolves to {content (the parsed FHIR resource), resourceType, version, cid,
+ * grant, checks: {anchor: true, cid: true, commitment: true, tag: true},
+ * anchor: {logIndex, checkpointSize, height, txId, sender}}; throws RecordCheckFailed.
  */
 export async function readRecordInBrowser({
   identity, network, patient, recordId, version = null, purpose = "TREAT", justification = null, node = "",
+  origin = null,
 }) {
-  checkArguments({ identity, network, patient, recordId, version, purpose, justification });
+  await checkArguments({ identity, network, patient, recordId, version, purpose, justification, origin });
   const base = node.replace(/\/+$/, "");
 
   // 1. The session key: fresh per read, its private half never leaves WebCrypto.
@@ -230,17 +266,30 @@ export async function readRecordInBrowser({
   const release = parseRelease(answer.body, version);
   const number = release.version;
 
-  // 3. The ledger's entry and the ciphertext.
+  // 3. The ledger's view, the anchor's log receipt and the ciphertext.
   const ledgerUrl = `${base}/ledger/records/${encodeURIComponent(patient)}/${encodeURIComponent(recordId)}`;
-  const [ledger, blob] = await Promise.all([
-    fetchJson(ledgerUrl, { headers: { Accept: "application/json" }, cache: "no-store" }, "commitment"),
-    fetchBlob(`${base}/blobs/${release.cid}`),
-  ]);
-  if (!ledger.ok) fail("commitment", `the ledger's record could not be read (${errorText(ledger.body, ledger.status)})`);
-  const anchored = anchoredVersion(ledger.body, number);
-  if (release.resource_type !== anchored.resourceType) fail("release", "the released resource type is not the ledger's");
+  const blobFetched = fetchBlob(`${base}/blobs/${release.cid}`);
+  blobFetched.catch(() => {}); // awaited below, after the anchor: its failure is not unhandled
+  const ledger = await fetchJson(ledgerUrl, { headers: { Accept: "application/json" }, cache: "no-store" }, "anchor");
+  if (!ledger.ok) fail("anchor", `the ledger's record could not be read (${errorText(ledger.body, ledger.status)})`);
+  const view = ledgerView(ledger.body, number);
+  const receipt = await fetchReceipt(`${base}/log/receipt/${view.position.log_index}`);
 
-  // 4. CID: the ledger's, and the blob's digest.
+  // 4. The anchor, proven by the log under the pinned key; the view must say the same.
+  let anchored;
+  try {
+    anchored = await verifyRecordAnchor(receipt, identity.logKey, {
+      logIndex: view.position.log_index, network, patient, recordId, version: number, custodian: view.entry.author,
+    }, { origin: origin ?? undefined });
+  } catch (e) {
+    if (e instanceof AnchorFailed) fail("anchor", e.message);
+    throw e;
+  }
+  checkViewIsProven(view, anchored);
+  if (release.resource_type !== anchored.resourceType) fail("release", "the released resource type is not the anchored one");
+
+  // 5. CID: the anchored one, and the blob's digest.
+  const blob = await blobFetched;
   if (anchored.cid !== release.cid) fail("cid", "the node released a CID the ledger does not anchor for this version");
   try {
     await verifyCid(release.cid, blob);
@@ -249,18 +298,18 @@ export async function readRecordInBrowser({
     throw e;
   }
 
-  // 5. The wrap, bound to this record version, this requester and the grant.
+  // 6. The wrap, bound to this record version, this requester and the grant.
   const dataKey = await unwrapDataKey(release, session, {
     recordId, version: number, recipient: identity.did, grant: release.grant,
   });
 
-  // 6. The record, bound to its patient, id, type and version.
+  // 7. The record, bound to its patient, id, type and version.
   const aad = recordAadBytes({ patient, recordId, resourceType: anchored.resourceType, version: number });
   const plaintext = await openRecord(blob, dataKey, aad);
 
-  // 7. The salted commitment anchored on the ledger.
+  // 8. The salted commitment of the proven anchor.
   const commitment = await saltedCommitment(hexDecode(release.salt), plaintext);
-  if (!equalBytes(commitment, anchored.commitment)) {
+  if (!equalBytes(commitment, hexDecode(anchored.commitment))) {
     plaintext.fill(0);
     fail("commitment");
   }
@@ -279,8 +328,29 @@ export async function readRecordInBrowser({
     version: number,
     cid: release.cid,
     grant: release.grant,
-    checks: { cid: true, commitment: true, tag: true },
+    checks: { anchor: true, cid: true, commitment: true, tag: true },
+    anchor: {
+      logIndex: anchored.logIndex,
+      checkpointSize: anchored.checkpointSize,
+      height: anchored.height,
+      txId: anchored.txId,
+      sender: anchored.sender,
+    },
   };
+}
+
+/** The anchor's tlog-proof receipt, as text, at most MAX_LOG_RECEIPT_BYTES. */
+async function fetchReceipt(url) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { Accept: "text/plain" }, cache: "no-store" });
+  } catch {
+    fail("anchor", "the anchor's log receipt could not be fetched");
+  }
+  if (!response.ok) fail("anchor", `the anchor's log receipt could not be fetched (HTTP ${response.status})`);
+  const raw = await readCapped(response, MAX_LOG_RECEIPT_BYTES, "anchor");
+  if (raw === null) fail("anchor", "the log receipt is larger than any receipt");
+  return raw;
 }
 
 async function fetchBlob(url) {
