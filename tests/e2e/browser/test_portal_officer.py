@@ -24,30 +24,9 @@ DECISIONS = ("permit", "deny", "break-glass")
 
 
 def become(page: Page, node: PortalNode, name: str) -> None:
-    """Sign in as a demo user through the sign-in page's button when the page has one;
-    until the sign-in page lands, open the same encrypted key file with the same library in
-    the page (test-only: the identity ends up exactly as sign-in leaves it)."""
+    """Sign in as a demo user through the sign-in page's button, once the demo has seeded."""
     seeded(node)
-    page.goto(node.portal)
-    if page.locator(f'[data-demo-user="{name}"]').count():
-        sign_in(page, node, name)
-        return
-    page.evaluate(
-        """async (name) => {
-            const { openKeyFile } = await import("/portal/static/js/lib/keyfile.js");
-            const { importSeed } = await import("/portal/static/js/lib/ed25519.js");
-            const { saveIdentity } = await import("/portal/static/js/lib/keyring.js");
-            const info = JSON.parse(document.getElementById("node-info").textContent);
-            const text = await (await fetch(`/portal/demo-keys/${name}`)).text();
-            const { did, seed } = await openKeyFile(text, info.demoPassphrase);
-            const privateKey = await importSeed(seed, { extractable: false });
-            seed.fill(0);
-            const p = await (await fetch(`/ledger/participants/${did}`)).json();
-            await saveIdentity({ did, privateKey, name, kind: p.kind, roles: p.roles,
-                                 organization: p.organization, logKey: info.verifierKey });
-        }""",
-        name,
-    )
+    sign_in(page, node, name)
 
 
 def seeded(node: PortalNode) -> None:
