@@ -14,6 +14,7 @@ A home directory holds::
     data/audit-events/   the events' bytes, in append-only segments
     data/audit-index.db  lookups by event id and patient (derived; rebuilt if lost)
     data/requests.db     signed requests' nonces, until they expire (replay refused)
+    data/review-notes.db privacy officers' review notes (free text, off the ledger, ADR 0022)
     data/fhir.db         the FHIR API's search index (PHI, node-local, ADR 0018)
     data/blobs/          encrypted record versions, by CID
 
@@ -43,6 +44,7 @@ from medledger.adapters.sqlite_keys import SqliteKeyVault
 from medledger.adapters.sqlite_ledger import SqliteLedger
 from medledger.adapters.sqlite_log import SqliteLog
 from medledger.adapters.sqlite_nonces import SqliteSeenRequests
+from medledger.adapters.sqlite_review_notes import SqliteReviewNotes
 from medledger.config import LogConfig
 from medledger.core.identity.keys import ParticipantKey, encryption_keypair
 from medledger.core.ledger.contracts import default_contracts
@@ -57,6 +59,7 @@ from medledger.services.ledger import LedgerNode
 from medledger.services.log import TransparencyLog
 from medledger.services.ordering import SoloOrdering
 from medledger.services.records import RecordService
+from medledger.services.review_notes import ReviewNoteService
 
 SETTINGS_FILE = "node.toml"
 GENESIS_FILE = "genesis.json"
@@ -69,6 +72,7 @@ KEYS_DB_FILE = Path("data") / "keys.db"
 AUDIT_DB_FILE = Path("data") / "audit.db"
 REQUESTS_DB_FILE = Path("data") / "requests.db"
 FHIR_DB_FILE = Path("data") / "fhir.db"
+REVIEW_NOTES_DB_FILE = Path("data") / "review-notes.db"
 BLOBS_DIR = Path("data") / "blobs"
 PASSPHRASE_ENV = "MEDLEDGER_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 log = logging.getLogger("medledger.node")
@@ -223,6 +227,8 @@ class Node:
     seen_requests: SqliteSeenRequests
     fhir_index: SqliteFhirIndex
     fhir: FhirService
+    review_notes_store: SqliteReviewNotes
+    review_notes: ReviewNoteService
     _builder: threading.Thread | None = field(default=None, repr=False)
 
     def start(self) -> None:
@@ -249,6 +255,7 @@ class Node:
         self.fhir_index.close()
         self.audit_store.close()
         self.seen_requests.close()
+        self.review_notes_store.close()
         self.ledger_store.close()
         self.store.close()
 
@@ -316,6 +323,10 @@ def open_node(
     fhir = FhirService(
         records=records, index=fhir_index, ledger=ledger, audit=audit, node_did=key.did
     )
+    notes_store = SqliteReviewNotes(_data_path(home, REVIEW_NOTES_DB_FILE))
+    review_notes = ReviewNoteService(
+        store=notes_store, state_get=ledger_store.state_get, event=audit.event
+    )
     return Node(
         home,
         settings,
@@ -335,4 +346,6 @@ def open_node(
         SqliteSeenRequests(_data_path(home, REQUESTS_DB_FILE)),
         fhir_index,
         fhir,
+        notes_store,
+        review_notes,
     )

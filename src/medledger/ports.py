@@ -178,3 +178,33 @@ class SeenRequests(Protocol):
         """Remember ``key`` until ``expires_s``; True if it was remembered and has not expired
         (a replay). ``OverloadedError`` when full of live entries: never forget one early."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredNote:
+    """A privacy officer's review note as stored off-chain (ADR 0022); ``note``/``salt`` are
+    None once erased (the row stays as a tombstone)."""
+
+    event_id: str
+    reviewer: str
+    commitment: str
+    note: str | None
+    salt: str | None
+    stored_ms: int
+    erased_ms: int | None
+
+
+class NoteStore(Protocol):
+    """Review notes by event id (``adapters.sqlite_review_notes``): written once, erasable."""
+
+    def put(
+        self, *, event_id: str, reviewer: str, commitment: str, note: str, salt: str, now_ms: int
+    ) -> StoredNote:
+        """Store unless a row exists (or was erased); return the row stored afterwards."""
+        ...
+
+    def get(self, event_id: str) -> StoredNote | None: ...
+
+    def erase(self, event_id: str, now_ms: int) -> bool:
+        """Shred the note's text and salt, keep the tombstone; False if there was none."""
+        ...

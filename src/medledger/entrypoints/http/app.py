@@ -30,6 +30,7 @@ from medledger.entrypoints.http import (
     log_routes,
     officer_api,
     records_routes,
+    review_note_routes,
 )
 from medledger.entrypoints.http.bearer import make_bearer_dependency
 from medledger.entrypoints.http.home import render_home
@@ -134,7 +135,10 @@ def create_app(
     )
     signed = SignedRequests(
         network=node.genesis.network,
-        types=records_routes.REQUEST_TYPES | audit_routes.REQUEST_TYPES | officer_api.REQUEST_TYPES,
+        types=records_routes.REQUEST_TYPES
+        | audit_routes.REQUEST_TYPES
+        | officer_api.REQUEST_TYPES
+        | review_note_routes.REQUEST_TYPES,
         limits=TxLimits(),
         seen=node.seen_requests,
     )
@@ -154,11 +158,17 @@ def create_app(
             is_reviewed=lambda event_id: (
                 node.ledger_store.state_get(review_key(event_id)) is not None
             ),
+            reviews=node.review_notes,
             signed_requests=signed,
             authorize=authorize,
         )
     )
 
+    app.include_router(
+        review_note_routes.router(
+            reviews=node.review_notes, signed_requests=signed, authorize=authorize
+        )
+    )
     app.include_router(
         officer_api.router(
             access=node.access,

@@ -8,8 +8,12 @@ to 2 s for receipts still pending. ``format: "fhir"`` returns the events as a FH
 IHE BALP ``AuditEvent``s instead.
 
 ``POST /audit/reviews`` takes a signed ``request.review_queue`` from a privacy officer: this
-node's break-glass events nobody has reviewed yet. A review is an ``access.review``
-transaction, submitted like any other.
+node's break-glass events nobody has reviewed yet, or with ``reviewed: true`` those reviewed,
+each with its review (ruling from the ledger, note from this node). A review is an
+``access.review`` transaction, submitted like any other.
+
+Break-glass rows of ``/audit/events`` carry their review, with its note when this node holds
+one, as ``review`` (ADR 0022; the note arrives by ``review_note_routes``).
 """
 
 from __future__ import annotations
@@ -39,10 +43,12 @@ from medledger.entrypoints.http.signed import (
 from medledger.errors import InvalidInputError, NotFoundError
 from medledger.services.access import AccessService
 from medledger.services.audit import AuditService
+from medledger.services.review_notes import ReviewNoteService
 
 LIST_AUDIT = "request.list_audit"
 REVIEW_QUEUE = "request.review_queue"
 REQUEST_TYPES = frozenset({LIST_AUDIT, REVIEW_QUEUE})
+MAX_REVIEWED = 100
 MAX_LIST = 1000
 MAX_WAIT_MS = 2000
 _EVENT_ID = re.compile(r"[a-z2-7]{26}")
@@ -60,6 +66,25 @@ def _format(payload: Any) -> str:
     return str(value)
 
 
+def reviewed_rows(
+    audit: AuditService, reviews: ReviewNoteService, node_did: str
+) -> list[dict[str, Any]]:
+    """The latest ``MAX_REVIEWED`` reviewed break-glass events of this node, oldest first,
+    each with its review (``ReviewNoteService.review_of``), scanned 100 events a page."""
+    found: list[dict[str, Any]] = []
+    after: str | None = None
+    while True:
+        page = audit.break_glass_events(node_did, limit=100, after_event_id=after)
+        for event in page:
+            review = reviews.review_of(event.event_id)
+            if review is not None:
+                found.append({"event": event.to_json(), "review": review})
+        if len(page) < 100:
+            return found[-MAX_REVIEWED:]
+        found = found[-MAX_REVIEWED:]
+        after = page[-1].event_id
+
+
 def router(
     *,
     access: AccessService,
@@ -67,6 +92,7 @@ def router(
     node_did: str,
     node_name: str,
     is_reviewed: Callable[[str], bool],
+    reviews: ReviewNoteService,
     signed_requests: SignedRequests,
     authorize: Callable[[Request], None],
 ) -> APIRouter:
@@ -84,12 +110,12 @@ def router(
                     receipt = audit.receipt(event.event_id)
             except NotFoundError:
                 receipt = None
+            review = reviews.review_of(event.event_id) if event.decision == "break-glass" else None
             rows.append(
                 {
                     "event": event.to_json(),
-                    "reviewed": is_reviewed(event.event_id)
-                    if event.decision == "break-glass"
-                    else None,
+                    "reviewed": None if event.decision != "break-glass" else review is not None,
+                    "review": review,
                     "receipt": None if receipt is None else receipt.decode(),
                 }
             )
@@ -157,13 +183,19 @@ def router(
         verified = await signed_requests.verify(request, REVIEW_QUEUE)
         if not is_did_key(verified.sender):  # pragma: no cover - the envelope checked it
             raise InvalidInputError("sender must be a did:key", parameter="sender")
+        reviewed = verified.payload.get("reviewed", False)
+        if not isinstance(reviewed, bool):
+            raise InvalidInputError("reviewed must be true or false", parameter="reviewed")
         await run_in_threadpool(access.require_privacy_officer, verified.sender, node_did)
-        events = await run_in_threadpool(
-            lambda: audit.break_glass_events(
-                node_did, unreviewed_only=True, is_reviewed=is_reviewed
+        if reviewed:
+            rows = await run_in_threadpool(reviewed_rows, audit, reviews, node_did)
+        else:
+            events = await run_in_threadpool(
+                lambda: audit.break_glass_events(
+                    node_did, unreviewed_only=True, is_reviewed=is_reviewed
+                )
             )
-        )
-        rows = [{"event": e.to_json(), "batch_id": _anchored_batch(e.event_id)} for e in events]
+            rows = [{"event": e.to_json(), "batch_id": _anchored_batch(e.event_id)} for e in events]
         return {"organization": node_did, "events": rows, "count": len(rows)}
 
     return r

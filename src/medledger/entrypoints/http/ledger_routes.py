@@ -27,6 +27,7 @@ from medledger.services.log import TransparencyLog
 _TX_ID = re.compile(r"[0-9a-f]{64}")
 _RECORD_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 _BATCH_ID = re.compile(r"[A-Za-z0-9_\-]{8,64}")
+_EVENT_ID = re.compile(r"[a-z2-7]{26}")
 MAX_WAIT_S = 30.0
 
 
@@ -285,5 +286,11 @@ def router(
         if not _BATCH_ID.fullmatch(batch_id):
             raise InvalidInputError("batch_id is malformed", parameter="batch_id")
         return _state_value(await run_in_threadpool(state_get, f"access-batch/{batch_id}"), "batch")
+
+    @r.get("/reviews/{event_id}", summary="A break-glass review (ruling, note commitment)")
+    async def access_review(event_id: str) -> dict[str, Any]:
+        if not _EVENT_ID.fullmatch(event_id):
+            raise InvalidInputError("event_id is malformed", parameter="event_id")
+        return _state_value(await run_in_threadpool(state_get, f"review/{event_id}"), "review")
 
     return r
