@@ -120,6 +120,7 @@ OPERATIONS = (
     "GET /ledger/records/{patient}",
     "GET /ledger/records/{patient}/{record_id}",
     "GET /ledger/access-batches/{batch_id}",
+    "GET /ledger/reviews/{event_id}",
     "GET /ledger/escrows/{escrow_id}",
     "GET /ledger/escrows/{escrow_id}/requests/{request_id}",
     "POST /records",
@@ -131,6 +132,7 @@ OPERATIONS = (
     "GET /consents/{patient}/{consent_id}/fhir",
     "POST /audit/events",
     "POST /audit/reviews",
+    "POST /audit/review-notes",
     "POST /audit/stats",
     "GET /log/checkpoints",
     "POST /auth/token",
@@ -324,7 +326,7 @@ FIELDS = {
     "consent.revoke": (("patient", "consent_id"), ()),
     "consent.delegate": (("patient", "delegate"), ("until_ms",)),
     "consent.undelegate": (("patient", "delegate"), ()),
-    "access.review": (("batch_id", "event_id", "outcome"), ()),
+    "access.review": (("batch_id", "event_id", "outcome"), ("note_commitment",)),
 }
 
 
@@ -371,6 +373,7 @@ def plausible_fields(node: DemoLedgerNode) -> dict[str, st.SearchStrategy[Any]]:
         "until_ms": st.none() | st.integers(0, 2**53 - 1),
         "event_id": st.sampled_from(["a" * 26, "b" * 26]),
         "outcome": st.sampled_from(["justified", "unjustified", "referred"]),
+        "note_commitment": hex64,
     }
 
 
