@@ -11,15 +11,20 @@ from __future__ import annotations
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 from playwright.sync_api import Page, Route, expect
 
+from medledger.core.audit.review_note import note_commitment
+
 from .conftest import OpenBrowser, PortalNode, Screenshot, sign_in
 
+VECTORS = Path(__file__).parents[2] / "vectors"
 STORY_JUSTIFICATION = "Demo: unconscious on arrival, allergies unknown"
+REVIEW_NOTE = "Called the ER lead: found in the waiting room, unresponsive.\nWarranted. 😀"
 DECISIONS = ("permit", "deny", "break-glass")
 
 
@@ -80,14 +85,29 @@ def test_the_officer_approves_the_story_break_glass_and_it_is_on_the_ledger(
     expect(page.locator("#status-lag")).to_have_attribute("data-mode", "solo")
     screenshot(page, "officer-console")
 
+    # the note: a labelled text area in the row; one too long is refused before anything is signed
+    note_box = page.get_by_label("Note (optional; kept off the ledger)").and_(
+        page.locator(f'textarea[data-note-for="{event_id}"]')
+    )
+    note_box.fill("x" * 2001)
+    approve.click()
+    expect(page.locator("#flash")).to_contain_text("at most 2000")
+    expect(row).to_be_visible()
+    expect(approve).to_be_enabled()
+    note_box.fill(REVIEW_NOTE)
+
     approve.focus()  # from the keyboard
     page.keyboard.press("Enter")
     done = page.locator(f'#reviewed li[data-event-id="{event_id}"]')
     expect(done).to_have_attribute("data-outcome", "justified")
     expect(page.locator(f'#queue tr[data-event-id="{event_id}"]')).to_have_count(0)
     expect(page.locator("#flash")).to_contain_text("Reviewed as justified")
+    expect(done).to_have_attribute("data-note", "sent")
+    expect(done.locator('.review-note[data-note-verified="true"]')).to_contain_text(REVIEW_NOTE)
     focused = page.evaluate("document.activeElement.id || document.activeElement.tagName")
     assert focused in ("reviewed-h", "BUTTON")  # focus stays in the queue, not lost to <body>
+    ruling = page.locator(f'#rulings li[data-event-id="{event_id}"]')
+    expect(ruling.locator('.review-note[data-note-verified="true"]')).to_contain_text(REVIEW_NOTE)
     screenshot(page, "officer-reviewed")
 
     tx_id = done.get_attribute("data-tx-id")
@@ -96,10 +116,44 @@ def test_the_officer_approves_the_story_break_glass_and_it_is_on_the_ledger(
     tx = status["transaction"]
     assert tx["type"] == "access.review" and tx["sender"] == dids(portal_node)["officer-hospital"]
     assert tx["payload"]["event_id"] == event_id and tx["payload"]["outcome"] == "justified"
+    # the ledger holds a commitment to the note, never its text
+    assert set(tx["payload"]) == {"batch_id", "event_id", "outcome", "note_commitment"}
+    assert "waiting room" not in json.dumps(status)
+
+    # the patient sees the note with the ruling and checks it against the ledger's commitment
+    [mine] = [
+        r for r in patient_rows(portal_node, "patient-1") if r["event"]["event_id"] == event_id
+    ]
+    review = mine["review"]
+    assert review["note"] == REVIEW_NOTE and review["note_verified"] is True
+    assert review["officer"] == dids(portal_node)["officer-hospital"]
+    salt = bytes.fromhex(review["note_salt"])
+    assert note_commitment(event_id, review["note"], salt) == tx["payload"]["note_commitment"]
 
     page.reload()  # the ruling is on the ledger: the row stays gone
     page.locator("#queue table, #queue-empty").first.wait_for()
     expect(page.locator(f'#queue tr[data-event-id="{event_id}"]')).to_have_count(0)
+
+
+def test_the_page_computes_the_same_note_commitments_as_the_node(
+    open_browser: OpenBrowser, portal_node: PortalNode
+) -> None:
+    vectors = json.loads((VECTORS / "review_note" / "commitments.json").read_text())["vectors"]
+    page = open_browser().new_page()
+    page.goto(portal_node.portal + "/explorer")  # any portal page: the modules' origin
+    got = page.evaluate(
+        """async (vectors) => {
+            const m = await import("/portal/static/js/lib/review_note.js");
+            const out = [];
+            for (const v of vectors) {
+              out.push(await m.noteCommitment(v.event_id, v.note, v.salt));
+              out.push(await m.isNoteCommitted(v.commitment, v.event_id, v.note + "!", v.salt));
+            }
+            return out;
+        }""",
+        vectors,
+    )
+    assert got == [x for v in vectors for x in (v["commitment"], False)]
 
 
 def table_rows(page: Page, chart: str) -> list[dict[str, Any]]:
@@ -217,6 +271,11 @@ def test_a_practitioner_is_denied_without_consent_then_permitted_with_it(
 
 def patient_audit(node: PortalNode, name: str) -> list[dict[str, Any]]:
     """The patient's access events, listed with their own key (signed request.list_audit)."""
+    return [row["event"] for row in patient_rows(node, name)]
+
+
+def patient_rows(node: PortalNode, name: str) -> list[dict[str, Any]]:
+    """The patient's audit rows: each event with its receipt and, for break-glass, review."""
     from medledger.client import new_transaction
     from medledger.entrypoints.cli.demo import load_demo_keys
 
@@ -228,7 +287,8 @@ def patient_audit(node: PortalNode, name: str) -> list[dict[str, Any]]:
     )  # fmt: skip
     response = httpx.post(f"{node.url}audit/events", content=request.wire, timeout=30)
     assert response.status_code == 200, response.text
-    return [row["event"] for row in response.json()["events"]]
+    rows: list[dict[str, Any]] = response.json()["events"]
+    return rows
 
 
 def test_an_emergency_physician_breaks_the_glass_with_a_justification(

@@ -2,7 +2,10 @@
 // charts, ledger status. A client of the node's signed API (ADR 0020): the queue and the
 // aggregates are signed requests (request.review_queue, request.access_stats) and each
 // ruling an access.review transaction, all signed in this browser; the node decides who may.
+// A ruling may carry a note (ADR 0022): free text, so never on the ledger. The transaction
+// carries its salted commitment; the note and salt then go to this node (request.review_note).
 import { ApiError, el, flash, formatTime, requireIdentity, shortDid, signedPost, submitTx } from "./shell.js";
+import { isNoteCommitted, newSalt, noteCommitment, noteProblem } from "../lib/review_note.js";
 import { horizontalBars, stackedBars } from "./charts.js";
 import { nameOf, participant } from "./officer_names.js";
 import { renderStatus } from "./officer_status.js";
@@ -20,21 +23,67 @@ function failure(what, e) {
 }
 
 // --- the review queue ---------------------------------------------------------------------
+function noteBlock(note, verified) {
+  return el("blockquote", { class: "review-note", "data-note-verified": String(verified) },
+    el("span", { class: `badge ${verified ? "ok" : "bad"}` },
+      verified ? "note matches the ledger's commitment" : "note does NOT match the ledger's commitment"),
+    " ", note);
+}
+
+// Sends the note of a committed review; on failure the item offers to send it again.
+async function sendNote(item, eventId, note, salt) {
+  item.querySelector("button.resend")?.remove();
+  try {
+    const answer = await signedPost("/audit/review-notes", "request.review_note", { event_id: eventId, note, salt });
+    const verified = await isNoteCommitted(answer.review.note_commitment, eventId, answer.review.note, answer.review.note_salt);
+    item.setAttribute("data-note", "sent");
+    item.append(noteBlock(answer.review.note, verified));
+    return true;
+  } catch (e) {
+    item.setAttribute("data-note", "failed");
+    item.append(el("button", {
+      type: "button", class: "secondary resend", onclick: () => sendNote(item, eventId, note, salt),
+    }, "Send the note again"));
+    flash(failure("The ruling is on the ledger, but its note was not stored", e));
+    return false;
+  }
+}
+
 async function review(row, event, batchId, outcome) {
   const buttons = row.querySelectorAll("button");
+  const box = row.querySelector("textarea");
+  const note = box && box.value.trim() ? box.value : null;
+  if (note !== null) {
+    const problem = noteProblem(note);
+    if (problem) {
+      flash(`The review was not recorded: ${problem}.`);
+      box.focus();
+      return;
+    }
+  }
   buttons.forEach((b) => { b.disabled = true; });
+  if (box) box.disabled = true;
   row.setAttribute("aria-busy", "true");
   try {
-    const status = await submitTx("access.review", { batch_id: batchId, event_id: event.event_id, outcome });
+    const payload = { batch_id: batchId, event_id: event.event_id, outcome };
+    const salt = note === null ? null : newSalt();
+    if (note !== null) payload.note_commitment = await noteCommitment(event.event_id, note, salt);
+    const status = await submitTx("access.review", payload);
     // keyboard users keep their place: focus moves to the next row's ruling, else the heading
     const next = row.nextElementSibling || row.previousElementSibling;
     row.remove();
     (next?.querySelector("button") || document.getElementById("reviewed-h")).focus();
-    document.getElementById("reviewed").append(el("li", {
+    const item = el("li", {
       "data-event-id": event.event_id, "data-tx-id": status.tx_id, "data-outcome": outcome,
     }, `${formatTime(event.time_ms)} — ${outcome} (block ${status.height}, transaction `,
-    el("code", {}, status.tx_id.slice(0, 16) + "…"), ")"));
-    flash(`Reviewed as ${outcome}: recorded on the ledger in block ${status.height}.`, "info");
+    el("code", {}, status.tx_id.slice(0, 16) + "…"), ")");
+    document.getElementById("reviewed").append(item);
+    const noted = note === null || await sendNote(item, event.event_id, note, salt);
+    if (noted) {
+      flash(`Reviewed as ${outcome}: recorded on the ledger in block ${status.height}`
+        + (note === null ? "." : ", the note kept off the ledger by this node."), "info");
+    }
+    loadRulings();
     const body = document.querySelector("#queue tbody");
     if (body && !body.children.length) await loadQueue();
   } catch (e) {
@@ -44,6 +93,7 @@ async function review(row, event, batchId, outcome) {
       return;
     }
     buttons.forEach((b) => { b.disabled = false; });
+    if (box) box.disabled = false;
     flash(failure("The review was not recorded", e));
   } finally {
     row.removeAttribute("aria-busy");
@@ -65,6 +115,13 @@ async function queueRow(item) {
   if (!item.batch_id) {
     actions.append(el("span", { class: "badge pending" }, "anchoring… reload shortly"));
   } else {
+    const noteId = `note-${event.event_id}`;
+    actions.append(
+      el("label", { for: noteId }, "Note (optional; kept off the ledger)"),
+      el("textarea", {
+        id: noteId, name: "note", rows: "2", "data-note-for": event.event_id,
+        "aria-describedby": "note-help",
+      }));
     for (const o of OUTCOMES) {
       actions.append(el("button", {
         type: "button", class: o.cls, "data-outcome": o.outcome, title: o.title,
@@ -99,6 +156,39 @@ async function loadQueue() {
       el("thead", {}, el("tr", {}, ["When", "Who", "Patient", "What", "Purpose", "Justification", "Ruling"]
         .map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, rows)));
+}
+
+// --- rulings already made, with their notes ------------------------------------------------
+async function rulingItem({ event, review: r }) {
+  const officer = await nameOf(r.officer);
+  const item = el("li", { "data-event-id": event.event_id, "data-outcome": r.outcome },
+    `${formatTime(event.time_ms)} — ${r.outcome} by `, el("span", { title: r.officer }, officer),
+    ` (block ${r.height})`);
+  if (r.note !== null) {
+    item.append(noteBlock(r.note, await isNoteCommitted(r.note_commitment, event.event_id, r.note, r.note_salt)));
+  } else if (r.note_commitment) {
+    item.append(el("span", { class: "muted" }, " — a note was committed to; this node does not hold it"));
+  }
+  return item;
+}
+
+let rulingsLoad = 0;
+
+async function loadRulings() {
+  const mine = ++rulingsLoad;
+  const box = document.getElementById("rulings");
+  let answer;
+  try {
+    answer = await signedPost("/audit/reviews", "request.review_queue", { purpose: PURPOSE, reviewed: true });
+  } catch (e) {
+    if (mine !== rulingsLoad) return;
+    box.replaceChildren(el("li", { class: "muted" }, "The rulings could not be loaded."));
+    flash(failure("Rulings not loaded", e));
+    return;
+  }
+  const items = await Promise.all([...answer.events].reverse().map(rulingItem)); // newest first
+  if (mine !== rulingsLoad) return;
+  box.replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, "No rulings yet.")]));
 }
 
 // --- charts -------------------------------------------------------------------------------
@@ -155,7 +245,7 @@ async function main() {
   const me = await participant(identity.did).catch(() => null);
   if (!me || !me.roles.includes("privacy-officer")) {
     flash("This console is for privacy officers: the node refuses its requests to anyone else.");
-    for (const id of ["status", "queue", "charts"]) {
+    for (const id of ["status", "queue", "charts", "rulings"]) {
       document.getElementById(id).replaceChildren(el("p", { class: "muted" }, "Not available."));
     }
     return;
@@ -168,7 +258,7 @@ async function main() {
     event.preventDefault();
     loadCharts(Number(form.elements.days.value));
   });
-  await Promise.all([loadQueue(), loadCharts(Number(form.elements.days.value))]);
+  await Promise.all([loadQueue(), loadRulings(), loadCharts(Number(form.elements.days.value))]);
 }
 
 main().catch((e) => flash(failure("The console could not start", e)));
