@@ -209,6 +209,10 @@ class LedgerClient:
         """Send a signed ``request.review_queue``: break-glass events awaiting review."""
         return self._post("/audit/reviews", request.wire)
 
+    def review_note(self, request: SignedTransaction) -> dict[str, Any]:
+        """Send a signed ``request.review_note``: a review's note, kept off the ledger."""
+        return self._post("/audit/review-notes", request.wire)
+
     # --- log -----------------------------------------------------------------------------
     def checkpoint(self) -> bytes:
         return self._get("/log/checkpoint").content

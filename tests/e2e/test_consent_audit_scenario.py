@@ -145,7 +145,7 @@ def test_the_whole_story_is_logged_and_every_receipt_verifies(scenario: Any) -> 
     assert "0 awaiting review" in queue
     table = ok(run("audit", "list", "--node", node.url, "--key", key(node, "patient-1"),
                    "--decision", "break-glass"))  # fmt: skip
-    assert "(reviewed)" in table
+    assert "(reviewed: justified)" in table
 
 
 def test_a_tampered_receipt_fails_loudly(scenario: Any, tmp_path: Path) -> None:

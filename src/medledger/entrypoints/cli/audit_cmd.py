@@ -5,7 +5,10 @@ emergency accesses.
 for the patient's access events, shows them as a table, and writes each event's receipt to
 ``--receipts DIR/<event_id>.json``: ``medledger receipt verify`` checks each one offline against
 the log's key, trusting nothing the node says. ``reviews`` shows a privacy officer the
-break-glass accesses awaiting review; ``review`` records a ruling on the ledger.
+break-glass accesses awaiting review (or, with ``--reviewed``, the rulings with their notes);
+``review`` records a ruling on the ledger, and with ``--note`` commits to a note there and sends
+the note itself to the node (ADR 0022: free text never goes on the ledger); ``note`` sends a
+committed note again.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from medledger.entrypoints.cli.remote import load_key, signed_request, submit
-from medledger.errors import MedledgerError
+from medledger.errors import InvalidInputError, MedledgerError
 
 audit_app = typer.Typer(
     help="A patient's access events, and break-glass reviews.", no_args_is_help=True
@@ -116,7 +119,8 @@ def list_events(
         event = row["event"]
         decision_text = event["decision"]
         if decision_text == "break-glass":
-            reviewed = "reviewed" if row.get("reviewed") else "awaiting review"
+            review = row.get("review")
+            reviewed = f"reviewed: {review['outcome']}" if review else "awaiting review"
             decision_text = f"[bold red]BREAK-GLASS[/] ({reviewed})"
         elif decision_text == "deny":
             decision_text = "[yellow]denied[/]"
@@ -138,9 +142,31 @@ def list_events(
             receipts.mkdir(parents=True, exist_ok=True)
             (receipts / f"{event['event_id']}.json").write_text(row["receipt"])
     out.print(table)
+    _print_notes(listing["events"])
     out.print(f"{listing['count']} events" + (f", {missing} receipts pending" if missing else ""))
     if receipts is not None:
         out.print(f"receipts written to {receipts}/ (check with: medledger receipt verify)")
+
+
+def _print_notes(rows: list[dict[str, Any]]) -> None:
+    """Each review's note, checked here against the commitment the review carries."""
+    from rich.markup import escape
+
+    from medledger.core.audit.review_note import is_note_committed
+    from medledger.entrypoints.cli.main import out
+
+    for row in rows:
+        review = row.get("review") or {}
+        if review.get("note") is None:
+            continue
+        event_id = row["event"]["event_id"]
+        try:
+            salt = bytes.fromhex(review["note_salt"])
+            verified = is_note_committed(review["note_commitment"], event_id, review["note"], salt)
+        except (ValueError, TypeError, InvalidInputError):
+            verified = False
+        check = "matches the ledger's commitment" if verified else "[red]DOES NOT MATCH[/]"
+        out.print(f"note on {event_id} ({review['outcome']}, {check}): {escape(review['note'])}")
 
 
 def _organization_names(node: str, dids: set[str | None]) -> dict[str, str]:
@@ -158,7 +184,13 @@ def _organization_names(node: str, dids: set[str | None]) -> dict[str, str]:
 
 
 @audit_app.command("reviews")
-def reviews(key: KeyOpt, node: NodeOpt = "http://127.0.0.1:8000") -> None:
+def reviews(
+    key: KeyOpt,
+    node: NodeOpt = "http://127.0.0.1:8000",
+    reviewed: Annotated[
+        bool, typer.Option("--reviewed", help="The rulings made (with notes), not the queue.")
+    ] = False,
+) -> None:
     """Break-glass accesses at this node's organization awaiting a privacy officer's review."""
     from rich.table import Table
 
@@ -166,13 +198,28 @@ def reviews(key: KeyOpt, node: NodeOpt = "http://127.0.0.1:8000") -> None:
     from medledger.entrypoints.cli.main import fail, out
 
     officer = load_key(key)
+    payload: dict[str, Any] = {"purpose": "HOPERAT"}
+    if reviewed:
+        payload["reviewed"] = True
     try:
         with LedgerClient(node) as client:
             queue = client.review_queue(
-                signed_request(client, officer, "request.review_queue", {"purpose": "HOPERAT"})
+                signed_request(client, officer, "request.review_queue", payload)
             )
     except MedledgerError as e:
         fail(f"review queue not read: {e}")
+    if reviewed:
+        ruled = Table("event", "time (UTC)", "outcome", "officer", "block")
+        for row in queue["events"]:
+            r = row["review"]
+            ruled.add_row(
+                row["event"]["event_id"], _when(row["event"]["time_ms"]), r["outcome"],
+                r["officer"][:20] + "…", str(r["height"]),
+            )  # fmt: skip
+        out.print(ruled)
+        _print_notes(queue["events"])
+        out.print(f"{queue['count']} reviewed")
+        return
     table = Table("event", "batch", "time (UTC)", "actor", "patient", "justification")
     for row in queue["events"]:
         event = row["event"]
@@ -195,13 +242,68 @@ def review(
     batch_id: Annotated[str, typer.Option("--batch-id", help="Its batch.")],
     outcome: Annotated[str, typer.Option(help="justified, unjustified or referred.")],
     node: NodeOpt = "http://127.0.0.1:8000",
+    note: Annotated[
+        str | None,
+        typer.Option(
+            "--note",
+            help="Why (1-2,000 characters, shown to the patient). Kept off the ledger: the "
+            "review commits to it, the node keeps it.",
+        ),
+    ] = None,
 ) -> None:
     """Rule on a break-glass access: an access.review transaction on the ledger."""
-    from medledger.entrypoints.cli.main import out
+    import secrets
+
+    from medledger.core.audit.review_note import SALT_BYTES, note_commitment, parse_note
+    from medledger.entrypoints.cli.main import fail, out
 
     payload = {"batch_id": batch_id, "event_id": event_id, "outcome": outcome}
+    salt = secrets.token_bytes(SALT_BYTES)
+    if note is not None:
+        try:  # checked before anything is signed: a refused note must not leave a ruling alone
+            parse_note(note)
+            payload["note_commitment"] = note_commitment(event_id, note, salt)
+        except InvalidInputError as e:
+            fail(f"--note: {e}")
     result = submit(node, key, "access.review", payload)
     out.print(f"[bold green]reviewed[/] {event_id}: {outcome} (block {result.get('height')})")
+    if note is not None:
+        _send_note(node, key, event_id, note, salt.hex())
+
+
+def _send_note(node: str, key: Path, event_id: str, note: str, salt: str) -> None:
+    from medledger.client import LedgerClient
+    from medledger.entrypoints.cli.main import fail, out
+
+    officer = load_key(key)
+    request = {"event_id": event_id, "note": note, "salt": salt}
+    try:
+        with LedgerClient(node) as client:
+            answer = client.review_note(
+                signed_request(client, officer, "request.review_note", request)
+            )
+    except MedledgerError as e:
+        fail(
+            f"the ruling is on the ledger, but its note was not stored: {e}. Send it again "
+            f"with: medledger audit note --event-id {event_id} --salt {salt} --note '...'"
+        )
+    verified = answer["review"]["note_verified"]
+    out.print(
+        "note stored off the ledger by the node"
+        + (" (it matches the review's commitment)" if verified else " [red](UNVERIFIED)[/]")
+    )
+
+
+@audit_app.command("note")
+def send_note(
+    key: KeyOpt,
+    event_id: Annotated[str, typer.Option("--event-id", help="The reviewed event.")],
+    note: Annotated[str, typer.Option("--note", help="The note the review committed to.")],
+    salt: Annotated[str, typer.Option("--salt", help="Its salt (printed by `audit review`).")],
+    node: NodeOpt = "http://127.0.0.1:8000",
+) -> None:
+    """Send the note of a review you made with --note again (e.g. after a network failure)."""
+    _send_note(node, key, event_id, note, salt)
 
 
 def register(app: typer.Typer) -> None:
