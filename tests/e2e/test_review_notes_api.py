@@ -235,3 +235,32 @@ def test_a_note_for_an_event_this_node_does_not_hold_is_404(node: DemoLedgerNode
 def test_a_review_note_request_is_not_taken_at_another_endpoint(node: DemoLedgerNode) -> None:
     body = signed(node, OFFICER, "request.review_note", {"event_id": "a" * 26})
     assert node.http.post("/audit/reviews", content=body).status_code == 400
+
+
+def erase(node: DemoLedgerNode, who: str, event_id: str) -> httpx.Response:
+    body = signed(node, who, "request.erase_review_note", {"event_id": event_id})
+    return node.http.post("/audit/review-notes/erase", content=body)
+
+
+@pytest.mark.parametrize("eraser", [OFFICER, "patient-1"])
+def test_the_officer_or_the_patient_erases_a_note_and_it_never_comes_back(
+    node: DemoLedgerNode, eraser: str
+) -> None:
+    event_id, batch_id = break_glass(node)
+    salt = secrets.token_bytes(32)
+    review(node, event_id, batch_id, NOTE, salt)
+    payload = {"event_id": event_id, "note": NOTE, "salt": salt.hex()}
+    assert attach(node, OFFICER, payload).status_code == 200
+    for who in (OTHER_OFFICER, "dr-er"):
+        r = erase(node, who, event_id)
+        assert r.status_code == 403, (who, r.text)
+    assert patient_rows(node)[event_id]["review"]["note"] == NOTE  # still there
+
+    r = erase(node, eraser, event_id)
+    assert r.status_code == 200 and r.json() == {"event_id": event_id, "erased": True}
+    shown = patient_rows(node)[event_id]["review"]
+    assert shown["note"] is None and shown["note_salt"] is None
+    assert shown["note_commitment"] is not None  # the ruling and commitment stay on the ledger
+    again = attach(node, OFFICER, payload)
+    assert again.status_code == 409 and "erased" in again.json()["error"]["message"]
+    assert erase(node, eraser, event_id).status_code == 404  # nothing left to erase

@@ -133,6 +133,7 @@ OPERATIONS = (
     "POST /audit/events",
     "POST /audit/reviews",
     "POST /audit/review-notes",
+    "POST /audit/review-notes/erase",
     "POST /audit/stats",
     "GET /log/checkpoints",
     "POST /auth/token",

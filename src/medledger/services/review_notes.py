@@ -13,6 +13,8 @@ salt come afterwards to the node that holds the event, in a signed ``request.rev
 6. it is stored once (``SqliteReviewNotes``); the same note again is answered as stored,
    and a note erased is never attached again (409).
 
+``erase`` shreds a note's text at the request of the officer who wrote it or the patient.
+
 ``review_of`` gives a review as the node shows it: the ruling from the ledger and, when held,
 the note with ``note_verified`` -- recomputed on every read against the commitment in the
 ledger's state, so a note changed on disk shows as unverified. The receiver can recompute it
@@ -36,6 +38,7 @@ from medledger.errors import (
     AccessDeniedError,
     ConflictError,
     InvalidInputError,
+    NotFoundError,
     TamperError,
 )
 from medledger.ports import NoteStore, StoredNote
@@ -128,9 +131,21 @@ class ReviewNoteService:
             shown.update(note=stored.note, note_salt=stored.salt, note_verified=verified)
         return shown
 
-    def erase(self, event_id: str, now_ms: int) -> bool:
-        """Shred a note's text (the commitment stays on the ledger, opening nothing)."""
-        return self._store.erase(event_id, now_ms)
+    def erase(self, requester: str, event_id: object, now_ms: int) -> None:
+        """Shred a note's text and salt at the request of the officer who wrote it or the
+        patient it is about (GDPR art. 17); the commitment stays on the ledger, opening
+        nothing, and the note is never attached again. 404 when there is no note to erase."""
+        if not isinstance(event_id, str) or not EVENT_ID.fullmatch(event_id):
+            raise InvalidInputError(
+                "event_id: 26 lowercase base32 characters", parameter="event_id"
+            )
+        event = self._event(event_id)
+        stored = self._store.get(event_id)
+        if stored is None or stored.erased_ms is not None:
+            raise NotFoundError("this event's review has no note to erase")
+        if requester not in (stored.reviewer, event.patient):
+            raise AccessDeniedError("only the officer who wrote the note or the patient erases it")
+        self._store.erase(event_id, now_ms)
 
 
 def _opens(commitment: object, event_id: str, stored: StoredNote) -> bool:

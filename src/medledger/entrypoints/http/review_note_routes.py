@@ -7,6 +7,10 @@ the ledger, kept on this node (the one holding the event) if it opens the review
 the steps after them, each with its status (400, 403, 404, 409), are
 ``services.review_notes.ReviewNoteService.attach``. Answers the review with its note, as
 ``/audit/reviews`` (``reviewed: true``) and the patient's ``/audit/events`` show it.
+
+``POST /audit/review-notes/erase`` takes a signed ``request.erase_review_note`` ``{event_id}``
+from the officer who wrote the note or the patient it is about: the note's text and salt are
+shredded on this node; the commitment stays on the ledger and opens nothing.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from medledger.errors import InvalidInputError
 from medledger.services.review_notes import ReviewNoteService
 
 REVIEW_NOTE = "request.review_note"
-REQUEST_TYPES = frozenset({REVIEW_NOTE})
+ERASE_REVIEW_NOTE = "request.erase_review_note"
+REQUEST_TYPES = frozenset({REVIEW_NOTE, ERASE_REVIEW_NOTE})
 _EVENT_ID = re.compile(r"[a-z2-7]{26}")
 _FIELDS = frozenset({"event_id", "note", "salt"})
 
@@ -56,5 +61,15 @@ def router(
             int(time.time() * 1000),
         )
         return {"event_id": event_id, "review": review}
+
+    @r.post("/audit/review-notes/erase", summary="Erase a review's note (officer or patient)")
+    async def erase_review_note(request: Request) -> dict[str, Any]:
+        verified = await signed_requests.verify(request, ERASE_REVIEW_NOTE)
+        payload = verified.payload
+        event_id = text_field(payload, "event_id", _EVENT_ID)
+        if set(payload) - {"event_id"}:
+            raise InvalidInputError("only event_id is taken", parameter="payload")
+        await run_in_threadpool(reviews.erase, verified.sender, event_id, int(time.time() * 1000))
+        return {"event_id": event_id, "erased": True}
 
     return r
