@@ -459,6 +459,11 @@ def router(
             await run_in_threadpool(fhir.provenance, who, provenance_id, _now_ms())
         )
 
+    # Read and the other instance routes before search: the routes are tried in order, and
+    # reads are the busiest (``/{resource_type}/_history`` and the Consent/Provenance paths
+    # above must still come first).
+    _instance_routes(r, fhir, principal)
+
     async def _search(
         request: Request, resource_type: str, form: list[tuple[str, str]]
     ) -> Response:
@@ -482,7 +487,6 @@ def router(
         return await _search(request, resource_type, form[: MAX_PARAMETERS + 1])
 
     _type_write_routes(r, fhir, bundles, principal)
-    _instance_routes(r, fhir, principal)
 
     @r.api_route(
         "/{rest:path}",

@@ -108,6 +108,43 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    # First: Starlette tries routes in order, so the FHIR API (its paths all under /fhir,
+    # the busiest routes) is matched before the rest of the node's routes, not after them.
+    # SMART authorization (issue 6, ADR 0017): the token endpoint, and the FHIR routes'
+    # authentication, ``await app.state.bearer(request) -> Principal``, for tokens issued for
+    # ``app.state.fhir_base``.
+    base = (base_url or f"http://{node.settings.host}:{node.settings.port}").rstrip("/")
+    app.state.fhir_base = f"{base}/fhir"
+    tokens = TokenService(
+        node_key=node.key,
+        state_get=node.ledger_store.state_get,
+        token_endpoint=f"{base}/auth/token",
+        audience=app.state.fhir_base,
+        random_bytes=secrets.token_bytes,
+        seen=node.seen_requests,
+    )
+    app.include_router(auth_routes.router(tokens))
+    app.state.bearer = make_bearer_dependency(node.key.public_key, app.state.fhir_base, time.time)
+    consents = FhirConsentService(
+        ledger=node.ledger,
+        documents=node.records,
+        access=node.access,
+        audit=node.audit,
+        index=node.fhir_index,
+        node_did=node.key.did,
+        node_name=next(
+            (a.name for a in node.genesis.authorities if a.did == node.key.did), node.key.did
+        ),
+    )
+    app.include_router(
+        fhir_routes.router(
+            fhir=node.fhir,
+            consents=consents,
+            # SMART bearer tokens (ADR 0017); tests of the FHIR layer alone may pass another
+            principal=fhir_principal or app.state.bearer,
+        )
+    )
+
     app.include_router(log_routes.router(node.log, authorize))
     app.include_router(
         ledger_routes.router(
@@ -177,41 +214,6 @@ def create_app(
             node_did=node.key.did,
             signed_requests=signed,
             authorize=authorize,
-        )
-    )
-
-    # SMART authorization (issue 6, ADR 0017): the token endpoint, and the FHIR routes'
-    # authentication, ``await app.state.bearer(request) -> Principal``, for tokens issued for
-    # ``app.state.fhir_base``.
-    base = (base_url or f"http://{node.settings.host}:{node.settings.port}").rstrip("/")
-    app.state.fhir_base = f"{base}/fhir"
-    tokens = TokenService(
-        node_key=node.key,
-        state_get=node.ledger_store.state_get,
-        token_endpoint=f"{base}/auth/token",
-        audience=app.state.fhir_base,
-        random_bytes=secrets.token_bytes,
-        seen=node.seen_requests,
-    )
-    app.include_router(auth_routes.router(tokens))
-    app.state.bearer = make_bearer_dependency(node.key.public_key, app.state.fhir_base, time.time)
-    consents = FhirConsentService(
-        ledger=node.ledger,
-        documents=node.records,
-        access=node.access,
-        audit=node.audit,
-        index=node.fhir_index,
-        node_did=node.key.did,
-        node_name=next(
-            (a.name for a in node.genesis.authorities if a.did == node.key.did), node.key.did
-        ),
-    )
-    app.include_router(
-        fhir_routes.router(
-            fhir=node.fhir,
-            consents=consents,
-            # SMART bearer tokens (ADR 0017); tests of the FHIR layer alone may pass another
-            principal=fhir_principal or app.state.bearer,
         )
     )
 
