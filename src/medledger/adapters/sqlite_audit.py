@@ -355,14 +355,16 @@ class SqliteAuditStore:
         return self._index.position(event_id)
 
     def list_events(self, query: EventQuery) -> list[AccessEvent]:
-        """A patient's events matching ``query``, in recording order, after ``query.after``
-        (a ``position``)."""
+        """A patient's events matching ``query``, in recording order after ``query.after``,
+        or newest first before ``query.before`` (each a ``position``)."""
         found: list[AccessEvent] = []
         runs = self._index.patient_runs(
             query.patient,
             after=query.after if query.after is not None else (-1, -1),
             since_ms=query.since_ms,
             until_ms=query.until_ms,
+            before=query.before,
+            newest_first=query.newest_first,
         )
         for run in runs:
             for seq, group in itertools.groupby(run.positions, key=lambda p: p[0]):
