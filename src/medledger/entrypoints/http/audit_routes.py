@@ -4,8 +4,9 @@
 a privacy officer of this node's organization (the access gate decides, and the listing is
 itself an access event). Each event comes with its receipt (``medledger receipt verify`` checks
 it offline) once its batch is anchored and covered by a signed checkpoint; ``wait_ms`` waits up
-to 2 s for receipts still pending. ``format: "fhir"`` returns the events as a FHIR R4 Bundle of
-IHE BALP ``AuditEvent``s instead.
+to 2 s for receipts still pending. Pages go oldest first by default, on ``after`` the last
+event id seen; ``order: "newest"`` lists newest first, on ``before`` the last event id seen.
+``format: "fhir"`` returns the events as a FHIR R4 Bundle of IHE BALP ``AuditEvent``s instead.
 
 ``POST /audit/reviews`` takes a signed ``request.review_queue`` from a privacy officer: this
 node's break-glass events nobody has reviewed yet. A review is an ``access.review``
@@ -26,6 +27,7 @@ from fastapi.concurrency import run_in_threadpool
 from medledger.core.access.gate import AccessRequest, RecordFacts
 from medledger.core.audit.event import AccessEvent
 from medledger.core.audit.fhir import to_audit_events
+from medledger.core.audit.query import OLDEST, check_paging
 from medledger.core.identity.did_key import is_did_key
 from medledger.core.ledger.canonical import MAX_SAFE_INTEGER
 from medledger.entrypoints.http.signed import (
@@ -58,6 +60,13 @@ def _format(payload: Any) -> str:
     if value not in ("json", "fhir"):
         raise InvalidInputError("format must be json or fhir", parameter="format")
     return str(value)
+
+
+def _order(payload: Any) -> str:
+    """``oldest`` (the default) or ``newest``; the cursor must be the order's own."""
+    order = payload.get("order", OLDEST)
+    check_paging(order, payload.get("after"), payload.get("before"))
+    return str(order)
 
 
 def router(
@@ -114,6 +123,8 @@ def router(
             "decision": optional_text(payload, "decision", _DECISION),
             "purpose": optional_text(payload, "filter_purpose", PURPOSE),
             "after_event_id": optional_text(payload, "after", _EVENT_ID),
+            "before_event_id": optional_text(payload, "before", _EVENT_ID),
+            "order": _order(payload),
         }
         limit = optional_int(payload, "limit", 1, MAX_LIST) or 100
         wait_ms = optional_int(payload, "wait_ms", 0, MAX_WAIT_MS) or 0
