@@ -306,3 +306,30 @@ def test_the_cli_lists_newest_first(scenario: Any) -> None:
     assert listed("--newest-first") == ids[::-1]
     assert listed() == ids
     assert listed("--newest-first", "--limit", "1") == [ids[-1]]
+
+
+def test_the_fhir_listing_is_exactly_the_balp_audit_events_of_the_json_listing(
+    scenario: Any,
+) -> None:
+    """The FHIR Bundle is rendered resource by resource (fast at 1,000 events a page): it
+    must still be the AuditEvents of the very events the JSON listing gives."""
+    from medledger.core.audit.event import parse_event
+    from medledger.core.audit.fhir import to_audit_events
+
+    node, _, patient = scenario
+    clinic_denials(node, patient, 2)
+    filters = {"actor": node.keys["dr-clinic"].did, "limit": 1000}
+    listed = list_audit(node, "patient-1", **filters)
+    bundle = list_audit(node, "patient-1", format="fhir", **filters)
+    assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/json"
+    hospital = bundle.json()["entry"][0]["resource"]["source"]["site"]  # the node's name
+    entries = [
+        {"resource": resource}
+        for row in listed.json()["events"]
+        for resource in to_audit_events(
+            parse_event(row["event"]), node_name=hospital, include_justification=True
+        )
+    ]
+    expected = {"resourceType": "Bundle", "type": "searchset", "total": len(entries),
+                "entry": entries}  # fmt: skip
+    assert bundle.json() == expected

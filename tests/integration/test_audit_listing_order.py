@@ -181,3 +181,27 @@ def test_newest_first_over_more_index_rows_than_one_read(tmp_path: Path) -> None
         assert seen == log.recorded[::-1]
     finally:
         log.store.close()
+
+
+def test_a_page_of_a_large_batch_reads_it_in_chunks_and_misses_nothing(tmp_path: Path) -> None:
+    """One batch of 300 events: a page reads no more of it than it can still take (64 at a
+    time at least), so a selective filter goes on through chunk after chunk, both ways."""
+    log = Log(tmp_path / "audit.db", 1000)
+    try:
+        decisions = ["deny" if n % 7 == 0 else "permit" for n in range(300)]
+        log.record([[Spec(PATIENT, DOCTOR, d, "TREAT", 0) for d in decisions]])
+        denied = naive(log.recorded, PATIENT, {"decision": "deny"})
+        for order, expected in (("oldest", denied), ("newest", denied[::-1])):
+            seen: list[AccessEvent] = []
+            cursor = None
+            while page := log.store.list_events(
+                EventQuery(PATIENT, decision="deny", order=order, limit=5,
+                           after=cursor if order == "oldest" else None,
+                           before=cursor if order == "newest" else None)
+            ):  # fmt: skip
+                seen.extend(page)
+                cursor = log.store.position(page[-1].event_id)
+            assert seen == expected
+        assert log.store.list_events(EventQuery(PATIENT, limit=1000)) == log.recorded
+    finally:
+        log.store.close()

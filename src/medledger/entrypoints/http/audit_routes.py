@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from medledger.core.access.gate import AccessRequest, RecordFacts
@@ -60,6 +60,11 @@ def _format(payload: Any) -> str:
     if value not in ("json", "fhir"):
         raise InvalidInputError("format must be json or fhir", parameter="format")
     return str(value)
+
+
+def _dumps(value: dict[str, Any]) -> str:
+    """JSON as Starlette's ``JSONResponse`` renders it."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def _order(payload: Any) -> str:
@@ -104,8 +109,28 @@ def router(
             )
         return rows
 
-    @r.post("/audit/events", summary="A patient's access events, each with its receipt (signed)")
-    async def list_events(request: Request) -> dict[str, Any]:
+    def _fhir_bundle(events: list[AccessEvent]) -> Response:
+        """The events as a searchset Bundle of BALP AuditEvents, each rendered to JSON as
+        soon as it is made. (Held together until the end, the ~40 dicts of each of a page's
+        ~2,000 resources were walked by the collector again and again, then once more by the
+        response model: three times the work; measured at 1,000 events a page.)"""
+        # Only the patient, their delegate and privacy officers list: they may read a
+        # break-glass justification.
+        entries = [
+            _dumps({"resource": resource})
+            for event in events
+            for resource in to_audit_events(event, node_name=node_name, include_justification=True)
+        ]
+        head = _dumps({"resourceType": "Bundle", "type": "searchset", "total": len(entries)})
+        body = f'{head[:-1]},"entry":[{",".join(entries)}]}}'
+        return Response(body.encode(), media_type="application/json")
+
+    @r.post(
+        "/audit/events",
+        summary="A patient's access events, each with its receipt (signed)",
+        response_model=None,
+    )
+    async def list_events(request: Request) -> dict[str, Any] | Response:
         verified = await signed_requests.verify(request, LIST_AUDIT)
         payload = verified.payload
         patient = did_field(payload, "patient")
@@ -137,21 +162,7 @@ def router(
             lambda: audit.list_events(patient, limit=limit, **filters)  # type: ignore[arg-type]
         )
         if output == "fhir":
-            # Only the patient, their delegate and privacy officers list: they may read a
-            # break-glass justification.
-            entries = [
-                {"resource": resource}
-                for event in events
-                for resource in to_audit_events(
-                    event, node_name=node_name, include_justification=True
-                )
-            ]
-            return {
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "total": len(entries),
-                "entry": entries,
-            }
+            return await run_in_threadpool(_fhir_bundle, events)
         rows = await run_in_threadpool(_with_receipts, events, wait_ms)
         return {"patient": patient, "events": rows, "count": len(rows)}
 
