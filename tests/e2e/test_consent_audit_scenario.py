@@ -211,3 +211,125 @@ def test_the_audit_trail_exports_as_balp_audit_events(scenario: Any) -> None:
     profiles = {p for r in resources for p in (r.meta.profile if r.meta else [])}
     assert any("AuthZconsent" in p for p in profiles)
     assert any("PatientRead" in p for p in profiles)
+
+
+# --- newest first (issue 8 item 2) ------------------------------------------------------------
+def list_audit(node: DemoLedgerNode, who: str, **payload: Any) -> Any:
+    """The patient's signed ``request.list_audit``, as the portal sends it."""
+    request = new_transaction(
+        node.keys[who], network=node.network, tx_type="request.list_audit",
+        payload={"patient": node.keys[who].did, "purpose": "PATRQT", **payload},
+        now_s=int(time.time()), ttl_s=60,
+    )  # fmt: skip
+    return node.http.post("/audit/events", content=request.wire)
+
+
+def clinic_denials(node: DemoLedgerNode, patient: str, count: int) -> list[str]:
+    """``count`` more reads by dr-clinic, denied; returns the ids of all its denials so far,
+    oldest first, once every one of them is listed."""
+    clinic = node.keys["dr-clinic"].did
+    before = list_audit(node, "patient-1", actor=clinic, decision="deny", limit=1000).json()
+    for _ in range(count):
+        read = new_transaction(
+            node.keys["dr-clinic"], network=node.network, tx_type="request.read",
+            payload={"patient": patient, "record_id": "obs-hr", "purpose": "TREAT"},
+            now_s=int(time.time()), ttl_s=60,
+        )  # fmt: skip
+        assert node.http.post("/records/read", content=read.wire).status_code == 403
+    deadline = time.monotonic() + 20
+    while True:  # a denial's event is stored within a batch interval: poll, never sleep blind
+        listed = list_audit(node, "patient-1", actor=clinic, decision="deny", limit=1000).json()
+        if listed["count"] >= before["count"] + count:
+            return [row["event"]["event_id"] for row in listed["events"]]
+        assert time.monotonic() < deadline, listed
+        time.sleep(0.1)
+
+
+def test_the_listing_pages_newest_first_without_repeating_or_skipping(scenario: Any) -> None:
+    node, _, patient = scenario
+    oldest_first = clinic_denials(node, patient, 5)
+    clinic = node.keys["dr-clinic"].did
+    seen: list[str] = []
+    before: str | None = None
+    while True:
+        cursor = {} if before is None else {"before": before}
+        answer = list_audit(node, "patient-1", actor=clinic, decision="deny", limit=2,
+                            order="newest", **cursor)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        ids = [row["event"]["event_id"] for row in answer.json()["events"]]
+        seen.extend(ids)
+        if len(ids) < 2:
+            break
+        before = ids[-1]
+    assert seen == oldest_first[::-1]
+
+
+@pytest.mark.parametrize(
+    ("payload", "parameter"),
+    [
+        ({"order": "sideways"}, "order"),
+        ({"order": 1}, "order"),
+        ({"order": "newest", "after": "a" * 26}, "after"),
+        ({"before": "a" * 26}, "before"),
+        ({"order": "oldest", "before": "a" * 26}, "before"),
+        ({"order": "newest", "before": "not-an-event-id"}, "before"),
+    ],
+)
+def test_a_bad_order_or_cursor_is_a_400_naming_it(
+    scenario: Any, payload: dict[str, Any], parameter: str
+) -> None:
+    node, _, _ = scenario
+    answer = list_audit(node, "patient-1", **payload)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["parameter"] == parameter
+
+
+def test_a_cursor_of_another_patient_is_refused(scenario: Any) -> None:
+    node, _, patient = scenario
+    mine = clinic_denials(node, patient, 1)[-1]
+    answer = list_audit(node, "patient-2", order="newest", before=mine)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]["parameter"] == "before_event_id"
+
+
+def test_the_cli_lists_newest_first(scenario: Any) -> None:
+    node, _, patient = scenario
+    ids = clinic_denials(node, patient, 3)
+    clinic = node.keys["dr-clinic"].did
+    args = ("audit", "list", "--node", node.url, "--key", key(node, "patient-1"),
+            "--actor", clinic, "--decision", "deny", "--fhir")  # fmt: skip
+
+    def listed(*extra: str) -> list[str]:
+        bundle = json.loads(ok(run(*args, *extra)))
+        return [e["resource"]["id"].removesuffix("-authz") for e in bundle["entry"]]
+
+    assert listed("--newest-first") == ids[::-1]
+    assert listed() == ids
+    assert listed("--newest-first", "--limit", "1") == [ids[-1]]
+
+
+def test_the_fhir_listing_is_exactly_the_balp_audit_events_of_the_json_listing(
+    scenario: Any,
+) -> None:
+    """The FHIR Bundle is rendered resource by resource (fast at 1,000 events a page): it
+    must still be the AuditEvents of the very events the JSON listing gives."""
+    from medledger.core.audit.event import parse_event
+    from medledger.core.audit.fhir import to_audit_events
+
+    node, _, patient = scenario
+    clinic_denials(node, patient, 2)
+    filters = {"actor": node.keys["dr-clinic"].did, "limit": 1000}
+    listed = list_audit(node, "patient-1", **filters)
+    bundle = list_audit(node, "patient-1", format="fhir", **filters)
+    assert bundle.status_code == 200 and bundle.headers["content-type"] == "application/json"
+    hospital = bundle.json()["entry"][0]["resource"]["source"]["site"]  # the node's name
+    entries = [
+        {"resource": resource}
+        for row in listed.json()["events"]
+        for resource in to_audit_events(
+            parse_event(row["event"]), node_name=hospital, include_justification=True
+        )
+    ]
+    expected = {"resourceType": "Bundle", "type": "searchset", "total": len(entries),
+                "entry": entries}  # fmt: skip
+    assert bundle.json() == expected

@@ -54,6 +54,8 @@ _STATES: Final = frozenset({SEALED, ANCHORED, FAILED})
 _CACHE_KIB: Final = 64 * 1024
 #: 64 MiB of 4 KiB pages: past this the WAL is checkpointed and restarted.
 _WAL_RESTART_FRAMES: Final = 16_384
+#: A listing reads a batch's events for it this many at a time at least.
+_MIN_READ: Final = 64
 log = logging.getLogger("medledger.audit")
 
 _SCHEMA = """
@@ -355,24 +357,32 @@ class SqliteAuditStore:
         return self._index.position(event_id)
 
     def list_events(self, query: EventQuery) -> list[AccessEvent]:
-        """A patient's events matching ``query``, in recording order, after ``query.after``
-        (a ``position``)."""
+        """A patient's events matching ``query``, in recording order after ``query.after``,
+        or newest first before ``query.before`` (each a ``position``)."""
         found: list[AccessEvent] = []
         runs = self._index.patient_runs(
             query.patient,
             after=query.after if query.after is not None else (-1, -1),
             since_ms=query.since_ms,
             until_ms=query.until_ms,
+            before=query.before,
+            newest_first=query.newest_first,
         )
         for run in runs:
             for seq, group in itertools.groupby(run.positions, key=lambda p: p[0]):
-                for stored in self._events_at(seq, [idx for _, idx in group]):
-                    if stored.event.patient != query.patient:
-                        raise TamperError("a patient index names another patient's event")
-                    if _matches(stored.event, query):
-                        found.append(stored.event)
-                        if len(found) == query.limit:
-                            return found
+                idxs = [idx for _, idx in group]
+                # read (and check) no more of a large batch than the page can still take
+                at = 0
+                while at < len(idxs):
+                    chunk = idxs[at : at + max(query.limit - len(found), _MIN_READ)]
+                    at += len(chunk)
+                    for stored in self._events_at(seq, chunk):
+                        if stored.event.patient != query.patient:
+                            raise TamperError("a patient index names another patient's event")
+                        if _matches(stored.event, query):
+                            found.append(stored.event)
+                            if len(found) == query.limit:
+                                return found
         return found
 
     def _entries_after(self, after_seq: int) -> Iterator[tuple[int, list[tuple[str, str, int]]]]:

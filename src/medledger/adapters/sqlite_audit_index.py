@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) W
 Position = tuple[int, int]
 
 
+def _between(position: Position, bounds: tuple[Position, Position | None]) -> bool:
+    after, before = bounds
+    return position > after and (before is None or position < before)
+
+
 def _errors(doing: str) -> contextlib.AbstractContextManager[None]:
     return storage_errors("audit index", doing)
 
@@ -235,41 +240,65 @@ class AuditIndex:
         return int(row[0]), int(row[1])
 
     def patient_runs(
-        self, patient: str, *, after: Position, since_ms: int | None, until_ms: int | None
+        self,
+        patient: str,
+        *,
+        after: Position,
+        since_ms: int | None,
+        until_ms: int | None,
+        before: Position | None = None,
+        newest_first: bool = False,
     ) -> Iterator[PatientRun]:
-        """The patient's runs of positions after ``after``, in recording order: from disk,
-        then from memory (positions on disk that the epochs hold too are skipped)."""
+        """The patient's runs of positions strictly between ``after`` and ``before`` (no
+        bound when None), in recording order -- from disk, then from memory -- or, with
+        ``newest_first``, the reverse of it, each run's positions reversed too. Positions on
+        disk that the epochs hold too are skipped."""
         epochs = self._epochs()
         in_memory_from = min((e.first_seq for e in epochs), default=None)
         with self._cond:
             memory = [list(e.patients.get(patient, ())) for e in epochs]
-        yield from self._disk_runs(patient, after, since_ms, until_ms, in_memory_from)
-        for entries in memory:
-            kept = [(s, i, t) for s, i, t in entries if (s, i) > after]
+        bounds = (after, before)
+        disk = self._disk_runs(
+            patient, bounds, (since_ms, until_ms), in_memory_from, newest_first=newest_first
+        )
+        if not newest_first:
+            yield from disk
+        for entries in reversed(memory) if newest_first else memory:
+            kept = [(s, i, t) for s, i, t in entries if _between((s, i), bounds)]
+            if newest_first:
+                kept.reverse()
             if kept:
                 times = [t for _, _, t in kept]
                 yield PatientRun(tuple((s, i) for s, i, _ in kept), min(times), max(times))
+        if newest_first:
+            yield from disk
 
     def _disk_runs(
         self,
         patient: str,
-        after: Position,
-        since_ms: int | None,
-        until_ms: int | None,
+        bounds: tuple[Position, Position | None],
+        times: tuple[int | None, int | None],
         before_seq: int | None,
+        *,
+        newest_first: bool,
     ) -> Iterator[PatientRun]:
+        (after, before), (since_ms, until_ms) = bounds, times
         where, params = ["patient = ?", "last_seq >= ?"], [patient, after[0]]
         for condition, value in (("last_time_ms >= ?", since_ms), ("first_time_ms < ?", until_ms),
-                                 ("first_seq < ?", before_seq)):  # fmt: skip
+                                 ("first_seq < ?", before_seq),
+                                 ("first_seq <= ?", before and before[0])):  # fmt: skip
             if value is not None:
                 where.append(condition)
                 params.append(value)
-        cursor_seq = -1
+        # 64 rows at a time, going on from the last row's first_seq, in either direction
+        if newest_first:
+            step, cursor_seq = "first_seq < ? ORDER BY first_seq DESC", 2**63 - 1
+        else:
+            step, cursor_seq = "first_seq > ? ORDER BY first_seq", -1
         while True:
             rows = self._read_rows(
                 f"SELECT first_seq, last_seq, first_time_ms, last_time_ms, positions"  # noqa: S608
-                f" FROM patient_runs WHERE {' AND '.join(where)} AND first_seq > ?"
-                " ORDER BY first_seq LIMIT 64",
+                f" FROM patient_runs WHERE {' AND '.join(where)} AND {step} LIMIT 64",
                 [*params, cursor_seq],
             )
             for first_seq, last_seq, first_time, last_time, blob in rows:
@@ -278,9 +307,11 @@ class AuditIndex:
                 all_positions = list(_POSITION.iter_unpack(blob))
                 if any(not first_seq <= s <= last_seq for s, _ in all_positions):
                     raise TamperError("an audit index row names batches outside its range")
-                positions = tuple(p for p in all_positions if p > after)
+                positions = [p for p in all_positions if _between(p, bounds)]
+                if newest_first:
+                    positions.reverse()
                 if positions:
-                    yield PatientRun(positions, int(first_time), int(last_time))
+                    yield PatientRun(tuple(positions), int(first_time), int(last_time))
                 cursor_seq = int(first_seq)
             if len(rows) < 64:
                 return

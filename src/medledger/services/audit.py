@@ -42,7 +42,13 @@ from typing import Final, Protocol
 from medledger.core.audit.batch import SealedBatch, new_batch_id, proof_from_levels, seal_batch
 from medledger.core.audit.batch import tree_levels as build_levels
 from medledger.core.audit.event import EVENT_ID, AccessEvent
-from medledger.core.audit.query import MAX_LIST_LIMIT, EventQuery, check_limit
+from medledger.core.audit.query import (
+    MAX_LIST_LIMIT,
+    OLDEST,
+    EventQuery,
+    check_limit,
+    check_paging,
+)
 from medledger.core.audit.receipt import EventReceipt, format_event_receipt
 from medledger.core.audit.stats import AccessStats, StatsWindow, tally
 from medledger.core.identity.did_key import is_did_key
@@ -638,16 +644,16 @@ class AuditService:
         """One event by id; ``NotFoundError`` if unknown or not stored yet."""
         return self._event(event_id).event
 
-    def _cursor(self, after_event_id: str | None, patient: str | None) -> tuple[int, int] | None:
+    def _cursor(
+        self, event_id: str | None, patient: str | None, name: str = "after_event_id"
+    ) -> tuple[int, int] | None:
         """The position of the cursor event (of ``patient``, when given)."""
-        if after_event_id is None:
+        if event_id is None:
             return None
-        after = self._event(after_event_id).event
-        if patient is not None and after.patient != patient:
-            raise InvalidInputError(
-                "after_event_id: not an event of this patient", parameter="after_event_id"
-            )
-        position = self._store.position(after_event_id)
+        cursor = self._event(event_id).event
+        if patient is not None and cursor.patient != patient:
+            raise InvalidInputError(f"{name}: not an event of this patient", parameter=name)
+        position = self._store.position(event_id)
         if position is None:
             raise NotFoundError("no such access event")
         return position
@@ -663,9 +669,14 @@ class AuditService:
         purpose: str | None = None,
         limit: int = 100,
         after_event_id: str | None = None,
+        order: str = OLDEST,
+        before_event_id: str | None = None,
     ) -> list[AccessEvent]:
-        """A page of the patient's events, oldest first (``core.audit.query.EventQuery``);
-        the next page starts after the last event's id (``after_event_id``)."""
+        """A page of the patient's events (``core.audit.query.EventQuery``), oldest first --
+        the next page starts after the last event's id (``after_event_id``) -- or, with
+        ``order="newest"``, newest first -- the next page starts before the last event's id
+        (``before_event_id``)."""
+        check_paging(order, after_event_id, before_event_id)  # before looking the cursor up
         query = EventQuery(
             patient=patient,
             since_ms=since_ms,
@@ -675,6 +686,8 @@ class AuditService:
             purpose=purpose,
             after=self._cursor(after_event_id, patient),
             limit=limit,
+            order=order,
+            before=self._cursor(before_event_id, patient, "before_event_id"),
         )
         return list(self._store.list_events(query))
 

@@ -2,7 +2,7 @@
 really served: every access event verified in the browser, a receipt or checkpoint tampered in
 transit shows failed, loudly; a grant and a revocation made in the portal change what a
 practitioner can read; the export is a valid FHIR R4 Bundle; erasure leaves a tombstone; the
-timeline pages through 10,000 events.
+timeline pages newest first through 10,000 events.
 
 Each test works on its own demo patient so the module's one node serves them all.
 """
@@ -16,13 +16,15 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fhir.resources.R4B.bundle import Bundle
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Locator, Page, Route, expect
 
 from medledger.adapters.keystore import read_key_file
 from medledger.bootstrap import open_node
@@ -81,21 +83,49 @@ def played(portal_node: PortalNode) -> PortalNode:
 def test_every_event_of_the_demo_story_shows_verified(
     played: PortalNode, open_browser: OpenBrowser, screenshot: Screenshot
 ) -> None:
+    """Newest first, the story is wherever the demo's later traffic left it: "Older" until
+    its lines show, each page verified."""
     page = open_browser().new_page()
     sign_in(page, played, "patient-1")
     _wait_all_checked(page)
     states = _states(page)
     assert len(states) >= 4 and set(states) == {"ok"}, states
-    glass = page.locator(f"{ROWS}.break-glass")
+    glass = _older_until(page, page.locator(f"{ROWS}.break-glass"))
     expect(glass.first).to_contain_text("BREAK-GLASS")
     expect(glass.first).to_contain_text("unconscious on arrival")
     expect(glass.first).to_contain_text("awaiting the privacy officer's review")
     denied = page.locator(f'{ROWS}[data-decision="deny"]', has_text="dr-clinic")
+    denied = _older_until(page, denied)
     expect(denied.first).to_contain_text("Demo Valley Clinic (demo)")
+    assert set(_states(page)) == {"ok"}
     expect(page.locator("#verify-alert")).to_be_hidden()
     screenshot(page, "timeline")
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "timeline-phone")
+
+
+def _older_until(page: Page, rows: Locator) -> Locator:
+    """Pages "Older" (the timeline is newest first) until ``rows`` match on the page shown."""
+    while rows.count() == 0:
+        assert page.locator("#older-page").is_enabled(), "not on any page"
+        shown = int(page.locator("#events").get_attribute("data-page") or 0)
+        page.locator("#older-page").click()
+        page.wait_for_function(
+            f"() => document.getElementById('events').dataset.page === '{shown + 1}'"
+        )
+        _wait_all_checked(page)
+    return rows
+
+
+def _fresh_denials(node: PortalNode, count: int = 4) -> None:
+    """dr-clinic is denied patient-1's record ``count`` times at once: the newest events, on
+    the timeline's first page, include denials, some sharing a batch (a batch proof)."""
+    patient = _key(node, "patient-1").did
+    record = _first_record(node, patient, "Observation")
+    clinic = _key(node, "dr-clinic")
+    with ThreadPoolExecutor(count) as pool:
+        codes = list(pool.map(lambda _: _read_as(node, clinic, patient, record), range(count)))
+    assert codes == [403] * count
 
 
 def test_filters_narrow_the_timeline(played: PortalNode, open_browser: OpenBrowser) -> None:
@@ -181,6 +211,7 @@ def test_a_receipt_tampered_in_transit_shows_failed_loudly(
     mutate: Callable[[dict[str, Any]], bool],
     reasons: set[str],
 ) -> None:
+    _fresh_denials(played)
     page = open_browser().new_page()
     altered = _tamper_receipts(page, mutate)
     sign_in(page, played, "patient-1")
@@ -202,6 +233,7 @@ def test_a_listed_event_altered_in_transit_shows_failed(
     played: PortalNode, open_browser: OpenBrowser
 ) -> None:
     """The receipt is intact but the line shown is not the event it proves (denied -> permitted)."""
+    _fresh_denials(played)
     page = open_browser().new_page()
     altered: list[str] = []
 
@@ -412,8 +444,16 @@ def test_erasure_needs_confirmation_and_leaves_a_tombstone(
 TEN_THOUSAND = 10_000
 
 
+@dataclass(frozen=True)
+class BusyNode:
+    """The served demo node with 10,000 events of patient-5, and the last of them recorded."""
+
+    node: PortalNode
+    last_seeded: str
+
+
 @pytest.fixture(scope="module")
-def busy_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalNode]:
+def busy_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BusyNode]:
     """A demo home whose node recorded 10,000 access events for patient-5 through its own
     audit service (anchored, receipts ready) before ``medledger demo`` serves it."""
     home = tmp_path_factory.mktemp("portal-busy") / "demo"
@@ -451,7 +491,7 @@ def busy_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalNode]:
         while not httpx.get(f"{url}ledger/records/{patient}").json().get("items"):
             assert time.monotonic() < deadline, "patient-5 was never registered with a record"
             time.sleep(0.25)
-        yield PortalNode(home, url, process)
+        yield BusyNode(PortalNode(home, url, process), last)
     finally:
         stop(process)
 
@@ -462,35 +502,83 @@ def _page_ids(page: Page) -> list[str]:
     ]
 
 
-def test_the_timeline_pages_through_ten_thousand_events(
-    busy_node: PortalNode, open_browser: OpenBrowser, screenshot: Screenshot
-) -> None:
-    page = open_browser().new_page()
-    sign_in(page, busy_node, "patient-5")
-    _wait_all_checked(page)
-    figures: dict[str, Any] = {"events": TEN_THOUSAND}
-    first = _page_ids(page)
-    assert len(first) == 50 and set(_states(page)) == {"ok"}
-    figures["first_page"] = {
+def _page_times(page: Page) -> list[int]:
+    return [
+        int(t)
+        for t in page.locator(ROWS).evaluate_all(
+            "rows => rows.map(r => Date.parse(r.querySelector('time').getAttribute('datetime')))"
+        )
+    ]
+
+
+def _listed_before(node: PortalNode, name: str, before: str, limit: int) -> list[str]:
+    """The node's own newest-first listing before an event, through the signed API."""
+    key = _key(node, name)
+    request = new_transaction(
+        key,
+        network="medledger-demo",
+        tx_type="request.list_audit",
+        payload={
+            "patient": key.did,
+            "purpose": "PATRQT",
+            "order": "newest",
+            "before": before,
+            "limit": limit,
+        },
+        now_s=int(time.time()),
+        ttl_s=60,
+    )
+    response = httpx.post(f"{node.url}audit/events", content=request.wire, timeout=60)
+    assert response.status_code == 200, response.text
+    return [row["event"]["event_id"] for row in response.json()["events"]]
+
+
+def _timings(page: Page) -> dict[str, int]:
+    return {
         "load_ms": int(page.locator("#events").get_attribute("data-load-ms") or -1),
         "verify_ms": int(page.locator("#events").get_attribute("data-verify-ms") or -1),
     }
-    seen = set(first)
+
+
+def test_the_timeline_pages_through_ten_thousand_events_newest_first(
+    busy_node: BusyNode, open_browser: OpenBrowser, screenshot: Screenshot
+) -> None:
+    """Page one holds the most recent events -- the last of the 10,000 among them (below the
+    few the demo and this page's own listings made since); "Older" goes back 50 at a time,
+    never repeating or skipping one (the node's own listing before page one's first event is
+    exactly what the pages showed); "Newer" returns to the page shown before."""
+    node = busy_node.node
+    page = open_browser().new_page()
+    sign_in(page, node, "patient-5")
+    _wait_all_checked(page)
+    figures: dict[str, Any] = {"events": TEN_THOUSAND, "order": "newest"}
+    first = _page_ids(page)
+    assert len(first) == 50 and set(_states(page)) == {"ok"}
+    assert busy_node.last_seeded in first
+    figures["first_page"] = _timings(page)
+    pages, times = [first], [_page_times(page)]
     for n in range(2, 5):
         started = time.perf_counter()
-        page.locator("#next-page").click()
+        page.locator("#older-page").click()
         page.wait_for_function(f"() => document.getElementById('events').dataset.page === '{n}'")
         _wait_all_checked(page)
         ids = _page_ids(page)
-        figures[f"page_{n}"] = {
+        figures[f"older_page_{n}"] = {
             "wall_ms": round((time.perf_counter() - started) * 1000),
-            "load_ms": int(page.locator("#events").get_attribute("data-load-ms") or -1),
-            "verify_ms": int(page.locator("#events").get_attribute("data-verify-ms") or -1),
+            **_timings(page),
         }
-        assert len(ids) == 50 and not seen & set(ids) and set(_states(page)) == {"ok"}
-        seen |= set(ids)
-    page.locator("#prev-page").click()
+        assert len(ids) == 50 and not {*ids} & {i for p in pages for i in p}
+        assert set(_states(page)) == {"ok"}
+        shown = _page_times(page)
+        assert shown == sorted(shown, reverse=True) and max(shown) <= min(times[-1])
+        pages.append(ids)
+        times.append(shown)
+    everything = [i for p in pages for i in p]
+    assert _listed_before(node, "patient-5", first[0], len(everything) - 1) == everything[1:]
+    page.locator("#newer-page").click()
     page.wait_for_function("() => document.getElementById('events').dataset.page === '3'")
+    _wait_all_checked(page)
+    assert _page_ids(page) == pages[2]
     screenshot(page, "timeline-10k")
     page.locator("#f-decision").select_option("deny")
     page.get_by_role("button", name="Apply").click()
@@ -501,5 +589,7 @@ def test_the_timeline_pages_through_ten_thousand_events(
     )
     _wait_all_checked(page)
     assert page.locator(ROWS).count() == 50
+    denied = _page_times(page)
+    assert denied == sorted(denied, reverse=True)
     (OUTPUT / "portal-timeline-10k.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures))

@@ -32,6 +32,10 @@ def test_a_query_with_every_filter() -> None:
         ("limit", 0),
         ("limit", MAX_LIST_LIMIT + 1),
         ("limit", True),
+        ("order", "sideways"),
+        ("order", None),
+        ("before", (1,)),
+        ("before", (-1, 0)),
     ],
 )
 def test_an_invalid_parameter_is_refused_by_name(field: str, value: Any) -> None:
@@ -39,3 +43,24 @@ def test_an_invalid_parameter_is_refused_by_name(field: str, value: Any) -> None
     with pytest.raises(InvalidInputError) as e:
         EventQuery(**fields)
     assert e.value.parameter == field
+
+
+@pytest.mark.parametrize(
+    ("fields", "parameter"),
+    [
+        ({"order": "newest", "after": (1, 0)}, "after"),
+        ({"before": (1, 0)}, "before"),
+        ({"order": "oldest", "before": (1, 0)}, "before"),
+    ],
+)
+def test_a_cursor_of_the_other_order_is_refused(fields: dict[str, Any], parameter: str) -> None:
+    """Newest first goes on ``before`` a position, oldest first ``after`` one: never mixed."""
+    with pytest.raises(InvalidInputError) as e:
+        EventQuery(PATIENT, **fields)
+    assert e.value.parameter == parameter
+
+
+def test_newest_first_with_its_cursor() -> None:
+    query = EventQuery(PATIENT, order="newest", before=(3, 4))
+    assert query.newest_first and query.after is None
+    assert not EventQuery(PATIENT, after=(3, 4)).newest_first

@@ -1,9 +1,12 @@
 """Listing access events: the query value, checked when it is made.
 
-A patient's events are listed in the order the node recorded them (oldest first), a page at
-a time: ``after`` is the position -- (batch sequence number, index in the batch) -- of the
-last event of the previous page, so a page never repeats or skips an event, even when
-several share a millisecond. Pure.
+A patient's events are listed in the order the node recorded them, a page at a time, oldest
+first (``order="oldest"``, the default) or newest first (``order="newest"``). A page goes on
+from the position -- (batch sequence number, index in the batch) -- of the last event of the
+previous page: ``after`` it when oldest first, ``before`` it when newest first. Positions
+never change once an event is stored and events stored later get greater ones, so a page
+never repeats or skips an event, even when several share a millisecond, and events recorded
+while a patient pages back through older ones do not shift their pages. Pure.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from medledger.core.ledger.canonical import MAX_SAFE_INTEGER
 from medledger.errors import InvalidInputError
 
 MAX_LIST_LIMIT: Final = 1000
+OLDEST: Final = "oldest"
+NEWEST: Final = "newest"
+ORDERS: Final = (OLDEST, NEWEST)
 
 
 def _fail(name: str, message: str) -> InvalidInputError:
@@ -31,7 +37,8 @@ def _time(name: str, value: object) -> None:
 @dataclass(frozen=True, slots=True)
 class EventQuery:
     """One page of a patient's events: ``since_ms <= time < until_ms``, and the event's
-    ``actor``, ``decision`` and ``purpose`` when given; at most ``limit`` (1..1000)."""
+    ``actor``, ``decision`` and ``purpose`` when given; at most ``limit`` (1..1000); in
+    ``order``, going on ``after`` (oldest first) or ``before`` (newest first) a position."""
 
     patient: str
     since_ms: int | None = None
@@ -41,6 +48,8 @@ class EventQuery:
     purpose: str | None = None
     after: tuple[int, int] | None = None
     limit: int = 100
+    order: str = OLDEST
+    before: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.patient, str) or not is_did_key(self.patient):
@@ -58,7 +67,24 @@ class EventQuery:
         _time("since_ms", self.since_ms)
         _time("until_ms", self.until_ms)
         check_cursor(self.after)
+        check_cursor(self.before, "before")
+        check_paging(self.order, self.after, self.before)
         check_limit(self.limit)
+
+    @property
+    def newest_first(self) -> bool:
+        return self.order == NEWEST
+
+
+def check_paging(order: object, after: object, before: object) -> None:
+    """``order`` is one of ``ORDERS``, and only its own cursor is given: ``after`` oldest
+    first, ``before`` newest first."""
+    if not isinstance(order, str) or order not in ORDERS:
+        raise _fail("order", f"one of {', '.join(ORDERS)}")
+    if order == OLDEST and before is not None:
+        raise _fail("before", "pages oldest first go on with after")
+    if order == NEWEST and after is not None:
+        raise _fail("after", "pages newest first go on with before")
 
 
 def check_limit(limit: object) -> None:
@@ -66,12 +92,12 @@ def check_limit(limit: object) -> None:
         raise _fail("limit", f"1..{MAX_LIST_LIMIT}")
 
 
-def check_cursor(after: object) -> None:
-    if after is None:
+def check_cursor(cursor: object, name: str = "after") -> None:
+    if cursor is None:
         return
     if (
-        not isinstance(after, tuple)
-        or len(after) != 2
-        or any(type(x) is not int or x < 0 for x in after)
+        not isinstance(cursor, tuple)
+        or len(cursor) != 2
+        or any(type(x) is not int or x < 0 for x in cursor)
     ):
-        raise _fail("after", "the position (batch, index) of the last event seen")
+        raise _fail(name, "the position (batch, index) of the last event seen")

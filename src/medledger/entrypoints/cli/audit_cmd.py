@@ -79,6 +79,9 @@ def list_events(
         Path | None, typer.Option("--receipts", help="Write each receipt to this directory.")
     ] = None,
     fhir: Annotated[bool, typer.Option("--fhir", help="Print FHIR AuditEvents.")] = False,
+    newest_first: Annotated[
+        bool, typer.Option("--newest-first", help="The most recent first (default: oldest).")
+    ] = False,
     as_of: Annotated[
         str, typer.Option("--purpose-of-use", help="Why you are listing (v3-ActReason).")
     ] = "PATRQT",
@@ -99,6 +102,8 @@ def list_events(
     }
     if fhir:
         payload["format"] = "fhir"
+    if newest_first:
+        payload["order"] = "newest"
     try:
         with LedgerClient(node) as client:
             listing = client.list_audit(

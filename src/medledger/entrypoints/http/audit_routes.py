@@ -4,8 +4,9 @@
 a privacy officer of this node's organization (the access gate decides, and the listing is
 itself an access event). Each event comes with its receipt (``medledger receipt verify`` checks
 it offline) once its batch is anchored and covered by a signed checkpoint; ``wait_ms`` waits up
-to 2 s for receipts still pending. ``format: "fhir"`` returns the events as a FHIR R4 Bundle of
-IHE BALP ``AuditEvent``s instead.
+to 2 s for receipts still pending. Pages go oldest first by default, on ``after`` the last
+event id seen; ``order: "newest"`` lists newest first, on ``before`` the last event id seen.
+``format: "fhir"`` returns the events as a FHIR R4 Bundle of IHE BALP ``AuditEvent``s instead.
 
 ``POST /audit/reviews`` takes a signed ``request.review_queue`` from a privacy officer: this
 node's break-glass events nobody has reviewed yet, or with ``reviewed: true`` those reviewed,
@@ -24,12 +25,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from medledger.core.access.gate import AccessRequest, RecordFacts
 from medledger.core.audit.event import AccessEvent
 from medledger.core.audit.fhir import to_audit_events
+from medledger.core.audit.query import OLDEST, check_paging
 from medledger.core.identity.did_key import is_did_key
 from medledger.core.ledger.canonical import MAX_SAFE_INTEGER
 from medledger.entrypoints.http.signed import (
@@ -85,6 +87,49 @@ def reviewed_rows(
         after = page[-1].event_id
 
 
+def _dumps(value: dict[str, Any]) -> str:
+    """JSON as Starlette's ``JSONResponse`` renders it."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _order(payload: Any) -> str:
+    """``oldest`` (the default) or ``newest``; the cursor must be the order's own."""
+    order = payload.get("order", OLDEST)
+    check_paging(order, payload.get("after"), payload.get("before"))
+    return str(order)
+
+
+def _filters(payload: Any) -> dict[str, Any]:
+    """The listing's filters and cursor, each checked (400 naming the field)."""
+    return {
+        "since_ms": optional_int(payload, "since_ms", 0, MAX_SAFE_INTEGER),
+        "until_ms": optional_int(payload, "until_ms", 0, MAX_SAFE_INTEGER),
+        "actor": _optional_did(payload, "actor"),
+        "decision": optional_text(payload, "decision", _DECISION),
+        "purpose": optional_text(payload, "filter_purpose", PURPOSE),
+        "after_event_id": optional_text(payload, "after", _EVENT_ID),
+        "before_event_id": optional_text(payload, "before", _EVENT_ID),
+        "order": _order(payload),
+    }
+
+
+def _fhir_bundle(events: list[AccessEvent], node_name: str) -> Response:
+    """The events as a searchset Bundle of BALP AuditEvents, each rendered to JSON as
+    soon as it is made. (Held together until the end, the ~40 dicts of each of a page's
+    ~2,000 resources were walked by the collector again and again, then once more by the
+    response model: three times the work; measured at 1,000 events a page.)"""
+    # Only the patient, their delegate and privacy officers list: they may read a
+    # break-glass justification.
+    entries = [
+        _dumps({"resource": resource})
+        for event in events
+        for resource in to_audit_events(event, node_name=node_name, include_justification=True)
+    ]
+    head = _dumps({"resourceType": "Bundle", "type": "searchset", "total": len(entries)})
+    body = f'{head[:-1]},"entry":[{",".join(entries)}]}}'
+    return Response(body.encode(), media_type="application/json")
+
+
 def router(
     *,
     access: AccessService,
@@ -121,8 +166,12 @@ def router(
             )
         return rows
 
-    @r.post("/audit/events", summary="A patient's access events, each with its receipt (signed)")
-    async def list_events(request: Request) -> dict[str, Any]:
+    @r.post(
+        "/audit/events",
+        summary="A patient's access events, each with its receipt (signed)",
+        response_model=None,
+    )
+    async def list_events(request: Request) -> dict[str, Any] | Response:
         verified = await signed_requests.verify(request, LIST_AUDIT)
         payload = verified.payload
         patient = did_field(payload, "patient")
@@ -133,14 +182,7 @@ def router(
             action="list-audit",
             purpose=text_field(payload, "purpose", PURPOSE),
         )
-        filters = {
-            "since_ms": optional_int(payload, "since_ms", 0, MAX_SAFE_INTEGER),
-            "until_ms": optional_int(payload, "until_ms", 0, MAX_SAFE_INTEGER),
-            "actor": _optional_did(payload, "actor"),
-            "decision": optional_text(payload, "decision", _DECISION),
-            "purpose": optional_text(payload, "filter_purpose", PURPOSE),
-            "after_event_id": optional_text(payload, "after", _EVENT_ID),
-        }
+        filters = _filters(payload)
         limit = optional_int(payload, "limit", 1, MAX_LIST) or 100
         wait_ms = optional_int(payload, "wait_ms", 0, MAX_WAIT_MS) or 0
         output = _format(payload)
@@ -148,25 +190,9 @@ def router(
         await run_in_threadpool(
             access.require, gate_request, RecordFacts(custodian=node_did), now_ms
         )
-        events = await run_in_threadpool(
-            lambda: audit.list_events(patient, limit=limit, **filters)  # type: ignore[arg-type]
-        )
+        events = await run_in_threadpool(lambda: audit.list_events(patient, limit=limit, **filters))
         if output == "fhir":
-            # Only the patient, their delegate and privacy officers list: they may read a
-            # break-glass justification.
-            entries = [
-                {"resource": resource}
-                for event in events
-                for resource in to_audit_events(
-                    event, node_name=node_name, include_justification=True
-                )
-            ]
-            return {
-                "resourceType": "Bundle",
-                "type": "searchset",
-                "total": len(entries),
-                "entry": entries,
-            }
+            return await run_in_threadpool(_fhir_bundle, events, node_name)
         rows = await run_in_threadpool(_with_receipts, events, wait_ms)
         return {"patient": patient, "events": rows, "count": len(rows)}
 

@@ -3,7 +3,9 @@
 // inclusion in its batch, the batch anchor's inclusion in the log, and the checkpoint's
 // signature, checked against the log key pinned at sign-in (never the key this page shows).
 // A receipt that does not verify marks its row and the page, loudly. Pending receipts (batch
-// not anchored yet) are asked for again until they arrive.
+// not anchored yet) are asked for again until they arrive. Newest first: page 1 is the most
+// recent events, "Older" goes on before the last event shown (the node's "before" cursor: a
+// page never repeats or skips an event, however many arrive meanwhile), "Newer" goes back.
 import { verifyEventReceipt } from "../lib/receipt.js";
 import { canonicalize } from "../lib/jcs.js";
 import { requireIdentity, signedPost, el, flash, formatTime } from "./shell.js";
@@ -21,7 +23,7 @@ const alertBox = document.getElementById("verify-alert");
 
 const view = {
   filters: {},
-  cursors: [null], // cursors[i]: the "after" event id that starts page i
+  cursors: [null], // cursors[i]: the "before" event id that starts page i (null: the newest)
   page: 0,
   generation: 0, // bumps on every new page, so a late poll never paints an old page
   failed: new Set(),
@@ -30,13 +32,14 @@ const view = {
 };
 
 function payload(extra = {}) {
-  const after = view.cursors[view.page];
+  const before = view.cursors[view.page];
   return {
     patient: identity.did,
     purpose: "PATRQT",
     limit: PAGE_SIZE,
+    order: "newest",
     ...view.filters,
-    ...(after ? { after } : {}),
+    ...(before ? { before } : {}),
     ...extra,
   };
 }
@@ -191,8 +194,8 @@ async function load() {
   table.dataset.loadMs = String(Math.round(performance.now() - started));
   const last = answer.events.at(-1);
   view.cursors[view.page + 1] = answer.count === PAGE_SIZE && last ? last.event.event_id : null;
-  document.getElementById("next-page").disabled = !view.cursors[view.page + 1];
-  document.getElementById("prev-page").disabled = view.page === 0;
+  document.getElementById("older-page").disabled = !view.cursors[view.page + 1];
+  document.getElementById("newer-page").disabled = view.page === 0;
   document.getElementById("page-label").textContent = `Page ${view.page + 1}`;
   const states = await verifyRows(answer.events);
   if (generation !== view.generation) return;
@@ -251,12 +254,12 @@ function wire() {
     view.page = 0;
     setTimeout(load, 0);
   });
-  document.getElementById("next-page").addEventListener("click", () => {
+  document.getElementById("older-page").addEventListener("click", () => {
     if (!view.cursors[view.page + 1]) return;
     view.page += 1;
     load();
   });
-  document.getElementById("prev-page").addEventListener("click", () => {
+  document.getElementById("newer-page").addEventListener("click", () => {
     if (view.page === 0) return;
     view.page -= 1;
     load();
