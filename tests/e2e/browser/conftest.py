@@ -38,8 +38,11 @@ OpenBrowser = Callable[[], BrowserContext]
 Screenshot = Callable[[Page, str], Path]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
+    """Playwright's sync API runs an event loop in this thread while it is open: it must close
+    when the browser tests end (package scope), or every later test that runs a loop of its own
+    (``asyncio.run``, Starlette's TestClient) fails with "another loop is running"."""
     if not CHROMIUM.exists():
         raise AssertionError(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
     with sync_playwright() as p:

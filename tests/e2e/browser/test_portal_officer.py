@@ -129,6 +129,15 @@ def test_the_officer_approves_the_story_break_glass_and_it_is_on_the_ledger(
     assert review["officer"] == dids(portal_node)["officer-hospital"]
     salt = bytes.fromhex(review["note_salt"])
     assert note_commitment(event_id, review["note"], salt) == tx["payload"]["note_commitment"]
+    # ... and so does their timeline, the note checked in the patient's own browser
+    mine_page = open_browser().new_page()
+    become(mine_page, portal_node, "patient-1")
+    mine_page.locator("#f-decision").select_option("break-glass")
+    mine_page.get_by_role("button", name="Apply").click()
+    reviewed = mine_page.locator(f'#events-body tr[data-event-id="{event_id}"]')
+    expect(reviewed.locator('[data-review-outcome="justified"]')).to_contain_text("justified")
+    expect(reviewed.locator('.review-note[data-note-verified="true"]')).to_contain_text(REVIEW_NOTE)
+    screenshot(mine_page, "patient-sees-the-review-note")
 
     page.reload()  # the ruling is on the ledger: the row stays gone
     page.locator("#queue table, #queue-empty").first.wait_for()

@@ -8,6 +8,7 @@
 // page never repeats or skips an event, however many arrive meanwhile), "Newer" goes back.
 import { verifyEventReceipt } from "../lib/receipt.js";
 import { canonicalize } from "../lib/jcs.js";
+import { isNoteCommitted } from "../lib/review_note.js";
 import { requireIdentity, signedPost, el, flash, formatTime } from "./shell.js";
 import { participants, nameOf, organizationOf, grantees } from "./patient_directory.js";
 
@@ -52,13 +53,39 @@ function whatOf(event) {
   return `${event.action} ${ref || "your records"}${version}`;
 }
 
+const RULINGS = {
+  justified: "reviewed: the privacy officer found it justified",
+  unjustified: "reviewed: the privacy officer FLAGGED it as unjustified",
+  referred: "reviewed: the privacy officer referred it on",
+};
+
+// The officer's ruling (on the ledger) and note (ADR 0022: kept off the ledger, which holds its
+// salted commitment); the note is checked against that commitment here, in the browser.
+function reviewOf(row, event) {
+  const review = row.review;
+  if (!review && !row.reviewed) {
+    return el("span", { class: "muted review-state" }, "awaiting the privacy officer's review");
+  }
+  const ruling = review ? RULINGS[review.outcome] || `reviewed: ${review.outcome}` : "reviewed by a privacy officer";
+  const block = el("span", { class: "review-state", "data-review-outcome": review ? review.outcome : "" }, ruling);
+  if (!review || !review.note) return block;
+  const note = el("blockquote", { class: "review-note", "data-note-verified": "pending" }, review.note);
+  const show = (ok) => {
+    note.dataset.noteVerified = String(ok);
+    note.prepend(el("span", { class: `badge ${ok ? "ok" : "bad"}` },
+      ok ? "note matches the ruling's commitment" : "note does NOT match the ruling's commitment"), " ");
+  };
+  isNoteCommitted(review.note_commitment, event.event_id, review.note, review.note_salt)
+    .then(show, () => show(false));
+  return el("span", {}, block, note);
+}
+
 function decisionCell(row, event) {
   if (event.decision === "break-glass") {
-    const review = row.reviewed ? "reviewed by a privacy officer" : "awaiting the privacy officer's review";
     return el("td", { "data-label": "Decision" },
       el("strong", { class: "badge warn" }, "BREAK-GLASS"),
       el("span", { class: "justification" }, `“${event.justification || "no justification"}”`),
-      el("span", { class: "muted review-state" }, review));
+      reviewOf(row, event));
   }
   const permitted = event.decision === "permit";
   return el("td", { "data-label": "Decision" },
