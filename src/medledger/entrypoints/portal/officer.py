@@ -18,25 +18,16 @@ nothing it would not grant the CLI, and they carry no data of their own:
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
 
 from medledger.entrypoints.portal.app import PortalContext
-from medledger.entrypoints.portal.templating import render
+from medledger.entrypoints.portal.templating import Page, page_router
+
+PAGES = (
+    Page("/officer", "officer.html", "Privacy officer's console", "officer"),
+    Page("/clinician", "clinician.html", "Patient records", "clinician"),
+    Page("/explorer", "explorer.html", "Ledger explorer", "explorer"),
+)
 
 
 def router(context: PortalContext) -> APIRouter:
-    r = APIRouter(prefix="/portal", include_in_schema=False)
-
-    @r.get("/officer", response_class=HTMLResponse)
-    async def officer() -> HTMLResponse:
-        return render(context, "officer.html", title="Privacy officer's console", section="officer")
-
-    @r.get("/clinician", response_class=HTMLResponse)
-    async def clinician() -> HTMLResponse:
-        return render(context, "clinician.html", title="Patient records", section="clinician")
-
-    @r.get("/explorer", response_class=HTMLResponse)
-    async def explorer() -> HTMLResponse:
-        return render(context, "explorer.html", title="Ledger explorer", section="explorer")
-
-    return r
+    return page_router(context, PAGES)

@@ -10,25 +10,16 @@ The server renders no patient data: it has none it would give a page without a s
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import HTMLResponse
 
 from medledger.entrypoints.portal.app import PortalContext
-from medledger.entrypoints.portal.templating import render
+from medledger.entrypoints.portal.templating import Page, page_router
+
+PAGES = (
+    Page("/timeline", "timeline.html", "Who looked at my data", "timeline"),
+    Page("/consent", "consent.html", "Who can see my data", "consent"),
+    Page("/records", "records.html", "My records", "records"),
+)
 
 
 def router(context: PortalContext) -> APIRouter:
-    r = APIRouter(prefix="/portal", include_in_schema=False)
-
-    @r.get("/timeline", response_class=HTMLResponse)
-    async def timeline() -> HTMLResponse:
-        return render(context, "timeline.html", title="Who looked at my data", section="timeline")
-
-    @r.get("/consent", response_class=HTMLResponse)
-    async def consent() -> HTMLResponse:
-        return render(context, "consent.html", title="Who can see my data", section="consent")
-
-    @r.get("/records", response_class=HTMLResponse)
-    async def records() -> HTMLResponse:
-        return render(context, "records.html", title="My records", section="records")
-
-    return r
+    return page_router(context, PAGES)

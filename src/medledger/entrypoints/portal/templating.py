@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -53,3 +56,28 @@ def render(
         **values,
     )
     return HTMLResponse(html, headers=SECURITY_HEADERS)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page shell: ``GET /portal{path}`` renders ``template`` (which extends base.html)."""
+
+    path: str
+    template: str
+    title: str
+    section: str
+
+
+def page_router(context: PortalContext, pages: Sequence[Page]) -> APIRouter:
+    """The routes of some page shells; what a page shows, its ES module fetches (signed)."""
+    r = APIRouter(prefix="/portal", include_in_schema=False)
+
+    def shell(page: Page) -> Callable[[], Awaitable[HTMLResponse]]:
+        async def get() -> HTMLResponse:
+            return render(context, page.template, title=page.title, section=page.section)
+
+        return get
+
+    for page in pages:
+        r.add_api_route(page.path, shell(page), methods=["GET"], response_class=HTMLResponse)
+    return r
