@@ -18,7 +18,7 @@ from medledger.entrypoints.cli.demo import DEMO_KEYS
 
 from .cli import ok, refused, run
 from .conftest import DemoLedgerNode
-from .test_review_notes_api import OFFICER, RECORD, STAFF, break_glass, commit
+from .test_review_notes_api import OFFICER, break_glass, seed
 
 NOTE = "Referred to the DPO: the chart shows no emergency that morning."
 
@@ -30,17 +30,7 @@ def key(node: DemoLedgerNode, name: str) -> str:
 @pytest.fixture(scope="module")
 def served(demo_ledger_node: DemoLedgerNode) -> DemoLedgerNode:
     """Setup, not under test: the staff and patient-1 registered, one record stored."""
-    n, keys = demo_ledger_node, demo_ledger_node.keys
-    for name, org, role in STAFF:
-        body = {"did": keys[name].did, "kind": "practitioner", "roles": [role],
-                "organization": keys[org].did}  # fmt: skip
-        assert commit(n, org, "participant.register", body)["ok"]
-    patient = {"did": keys["patient-1"].did, "kind": "patient", "roles": []}
-    assert commit(n, "hospital", "participant.register", patient)["ok"]
-    put = {"patient": keys["patient-1"].did, "record_id": "obs-note",
-           "resource_type": "Observation", "content": RECORD}  # fmt: skip
-    assert n.http.post("/records", json=put).status_code == 200
-    return n
+    return seed(demo_ledger_node)
 
 
 def review(node: DemoLedgerNode, event_id: str, batch_id: str, *extra: str) -> Any:

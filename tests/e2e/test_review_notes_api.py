@@ -53,10 +53,9 @@ def commit(node: DemoLedgerNode, who: str, tx_type: str, payload: dict[str, Any]
     return r.json()
 
 
-@pytest.fixture(scope="module")
-def node(demo_ledger_node: DemoLedgerNode) -> DemoLedgerNode:
+def seed(n: DemoLedgerNode) -> DemoLedgerNode:
     """Setup, not under test: the staff and patient-1 registered, one record stored."""
-    n, keys = demo_ledger_node, demo_ledger_node.keys
+    keys = n.keys
     for name, org, role in STAFF:
         body = {"did": keys[name].did, "kind": "practitioner", "roles": [role],
                 "organization": keys[org].did}  # fmt: skip
@@ -68,6 +67,11 @@ def node(demo_ledger_node: DemoLedgerNode) -> DemoLedgerNode:
     r = n.http.post("/records", json=put)
     assert r.status_code == 200, r.text
     return n
+
+
+@pytest.fixture(scope="module")
+def node(demo_ledger_node: DemoLedgerNode) -> DemoLedgerNode:
+    return seed(demo_ledger_node)
 
 
 def break_glass(node: DemoLedgerNode) -> tuple[str, str]:
