@@ -273,6 +273,8 @@ def test_the_listing_pages_newest_first_without_repeating_or_skipping(scenario: 
         ({"before": "a" * 26}, "before"),
         ({"order": "oldest", "before": "a" * 26}, "before"),
         ({"order": "newest", "before": "not-an-event-id"}, "before"),
+        ({"others_only": "yes"}, "others_only"),
+        ({"others_only": 1}, "others_only"),
     ],
 )
 def test_a_bad_order_or_cursor_is_a_400_naming_it(
@@ -282,6 +284,19 @@ def test_a_bad_order_or_cursor_is_a_400_naming_it(
     answer = list_audit(node, "patient-1", **payload)
     assert answer.status_code == 400, answer.text
     assert answer.json()["error"]["parameter"] == parameter
+
+
+def test_others_only_leaves_out_what_the_patient_did_themselves(scenario: Any) -> None:
+    node, _, patient = scenario
+    clinic_denials(node, patient, 1)  # someone else's attempt
+    list_audit(node, "patient-1")  # listing is itself an event of the patient's own
+    everything = list_audit(node, "patient-1", limit=1000).json()["events"]
+    others = list_audit(node, "patient-1", limit=1000, others_only=True).json()["events"]
+    me = node.keys["patient-1"].did
+    assert any(row["event"]["actor"] == me for row in everything)
+    ids = [row["event"]["event_id"] for row in others]
+    assert ids == [r["event"]["event_id"] for r in everything if r["event"]["actor"] != me]
+    assert ids and all(row["event"]["actor"] != me for row in others)
 
 
 def test_a_cursor_of_another_patient_is_refused(scenario: Any) -> None:
@@ -306,6 +321,25 @@ def test_the_cli_lists_newest_first(scenario: Any) -> None:
     assert listed("--newest-first") == ids[::-1]
     assert listed() == ids
     assert listed("--newest-first", "--limit", "1") == [ids[-1]]
+
+
+def test_the_cli_leaves_out_the_patients_own_actions_on_request(scenario: Any) -> None:
+    node, _, _ = scenario
+    me = node.keys["patient-1"].did
+    args = ("audit", "list", "--node", node.url, "--key", key(node, "patient-1"), "--fhir",
+            "--limit", "1000")  # fmt: skip
+
+    def actors(*extra: str) -> set[str]:
+        bundle = json.loads(ok(run(*args, *extra)))
+        return {
+            agent["who"]["identifier"]["value"]
+            for e in bundle["entry"]
+            for agent in e["resource"].get("agent", [])
+            if "identifier" in agent.get("who", {})
+        }
+
+    assert me in actors()
+    assert me not in actors("--others-only")
 
 
 def test_the_fhir_listing_is_exactly_the_balp_audit_events_of_the_json_listing(

@@ -39,7 +39,7 @@ class Spec:
 specs = st.builds(
     Spec,
     patient=st.sampled_from([PATIENT, PATIENT, OTHER_PATIENT]),
-    actor=st.sampled_from([DOCTOR, OTHER_DOCTOR]),
+    actor=st.sampled_from([DOCTOR, OTHER_DOCTOR, PATIENT]),
     decision=st.sampled_from(["permit", "deny"]),
     purpose=st.sampled_from(["TREAT", "HPAYMT"]),
     time=st.integers(0, 30),
@@ -53,6 +53,7 @@ filters = st.fixed_dictionaries(
         "purpose": st.sampled_from(["TREAT", "HPAYMT"]),
         "since_ms": st.integers(0, 30).map(lambda t: T0 + t),
         "until_ms": st.integers(0, 31).map(lambda t: T0 + t),
+        "others_only": st.booleans(),
     },
 )
 
@@ -98,6 +99,7 @@ def naive(recorded: list[AccessEvent], patient: str, f: dict[str, Any]) -> list[
         and ("purpose" not in f or e.purpose == f["purpose"])
         and ("since_ms" not in f or e.time_ms >= f["since_ms"])
         and ("until_ms" not in f or e.time_ms < f["until_ms"])
+        and (not f.get("others_only") or e.actor != patient)
     ]
 
 

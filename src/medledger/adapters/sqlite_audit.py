@@ -437,6 +437,7 @@ def _matches(event: AccessEvent, query: EventQuery) -> bool:
         and (query.actor is None or event.actor == query.actor)
         and (query.decision is None or event.decision == query.decision)
         and (query.purpose is None or event.purpose == query.purpose)
+        and (not query.others_only or event.actor != query.patient)
     )
 
 

@@ -671,6 +671,7 @@ class AuditService:
         after_event_id: str | None = None,
         order: str = OLDEST,
         before_event_id: str | None = None,
+        others_only: bool = False,
     ) -> list[AccessEvent]:
         """A page of the patient's events (``core.audit.query.EventQuery``), oldest first --
         the next page starts after the last event's id (``after_event_id``) -- or, with
@@ -688,6 +689,7 @@ class AuditService:
             limit=limit,
             order=order,
             before=self._cursor(before_event_id, patient, "before_event_id"),
+            others_only=others_only,
         )
         return list(self._store.list_events(query))
 

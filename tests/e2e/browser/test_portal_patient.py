@@ -143,6 +143,19 @@ def test_filters_narrow_the_timeline(played: PortalNode, open_browser: OpenBrows
     assert set(_states(page)) == {"ok"}
 
 
+def test_my_own_visits_are_one_tick_away(played: PortalNode, open_browser: OpenBrowser) -> None:
+    """Each visit to the timeline is an event of the patient's own: left out by default, so the
+    first page is what others did; the "Include what I did myself" box brings them back."""
+    page = open_browser().new_page()
+    sign_in(page, played, "patient-1")
+    page.reload()  # one more visit of my own
+    _wait_all_checked(page)
+    assert page.locator(ROWS, has_text="listed your access events").count() == 0
+    page.get_by_label("Include what I did myself").check()
+    page.get_by_role("button", name="Apply").click()
+    expect(page.locator(ROWS, has_text="listed your access events").first).to_be_visible()
+
+
 def _tamper_receipts(page: Page, mutate: Callable[[dict[str, Any]], bool]) -> list[str]:
     """Intercepts /audit/events and alters the first receipt ``mutate`` accepts; returns the
     ids of the altered events (the same one on every later poll)."""

@@ -37,7 +37,9 @@ def _time(name: str, value: object) -> None:
 @dataclass(frozen=True, slots=True)
 class EventQuery:
     """One page of a patient's events: ``since_ms <= time < until_ms``, and the event's
-    ``actor``, ``decision`` and ``purpose`` when given; at most ``limit`` (1..1000); in
+    ``actor``, ``decision`` and ``purpose`` when given, and only what others did when
+    ``others_only`` (the patient's own actions, e.g. listing this page, left out); at most
+    ``limit`` (1..1000); in
     ``order``, going on ``after`` (oldest first) or ``before`` (newest first) a position."""
 
     patient: str
@@ -50,6 +52,7 @@ class EventQuery:
     limit: int = 100
     order: str = OLDEST
     before: tuple[int, int] | None = None
+    others_only: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.patient, str) or not is_did_key(self.patient):
@@ -64,6 +67,8 @@ class EventQuery:
             not isinstance(self.purpose, str) or not PURPOSE.fullmatch(self.purpose)
         ):
             raise _fail("purpose", "a v3-ActReason code")
+        if type(self.others_only) is not bool:
+            raise _fail("others_only", "true or false")
         _time("since_ms", self.since_ms)
         _time("until_ms", self.until_ms)
         check_cursor(self.after)

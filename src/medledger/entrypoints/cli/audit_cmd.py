@@ -82,6 +82,10 @@ def list_events(
     newest_first: Annotated[
         bool, typer.Option("--newest-first", help="The most recent first (default: oldest).")
     ] = False,
+    others_only: Annotated[
+        bool,
+        typer.Option("--others-only", help="Leave out what the patient did (e.g. listing)."),
+    ] = False,
     as_of: Annotated[
         str, typer.Option("--purpose-of-use", help="Why you are listing (v3-ActReason).")
     ] = "PATRQT",
@@ -104,6 +108,8 @@ def list_events(
         payload["format"] = "fhir"
     if newest_first:
         payload["order"] = "newest"
+    if others_only:
+        payload["others_only"] = True
     try:
         with LedgerClient(node) as client:
             listing = client.list_audit(

@@ -110,7 +110,15 @@ def _filters(payload: Any) -> dict[str, Any]:
         "after_event_id": optional_text(payload, "after", _EVENT_ID),
         "before_event_id": optional_text(payload, "before", _EVENT_ID),
         "order": _order(payload),
+        "others_only": _flag(payload, "others_only"),
     }
+
+
+def _flag(payload: Any, name: str) -> bool:
+    value = payload.get(name, False)
+    if type(value) is not bool:
+        raise InvalidInputError(f"{name} must be true or false", parameter=name)
+    return value
 
 
 def _fhir_bundle(events: list[AccessEvent], node_name: str) -> Response:

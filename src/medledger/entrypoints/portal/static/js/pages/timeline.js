@@ -22,8 +22,12 @@ const body = document.getElementById("events-body");
 const table = document.getElementById("events");
 const alertBox = document.getElementById("verify-alert");
 
+// By default the list is what others did: the patient's own actions (each visit to this page is
+// itself an access event) are one tick away, not the bulk of the first page.
+const OTHERS_ONLY = { others_only: true };
+
 const view = {
-  filters: {},
+  filters: { ...OTHERS_ONLY },
   cursors: [null], // cursors[i]: the "before" event id that starts page i (null: the newest)
   page: 0,
   generation: 0, // bumps on every new page, so a late poll never paints an old page
@@ -235,7 +239,7 @@ async function load() {
 
 function readFilters(form) {
   const data = new FormData(form);
-  const filters = {};
+  const filters = data.get("mine") ? {} : { ...OTHERS_ONLY };
   if (data.get("decision")) filters.decision = data.get("decision");
   if (data.get("actor")) filters.actor = data.get("actor");
   if (data.get("purpose")) filters.filter_purpose = data.get("purpose");
@@ -276,7 +280,7 @@ function wire() {
     load();
   });
   form.addEventListener("reset", () => {
-    view.filters = {};
+    view.filters = { ...OTHERS_ONLY };
     view.cursors = [null];
     view.page = 0;
     setTimeout(load, 0);
