@@ -30,7 +30,6 @@ import hashlib
 import json
 import random
 import resource
-import subprocess
 import tempfile
 import threading
 import time
@@ -45,8 +44,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
 from rich.table import Table
 
-import medledger
 from benchmarks import machine
+from benchmarks.machine import medledger_source
 from benchmarks.targets import Target
 from medledger.adapters.sqlite_audit import SqliteAuditStore
 from medledger.bootstrap import Node, init_home, open_node
@@ -141,22 +140,6 @@ class IngestRun:
     def as_json(self) -> dict[str, Any]:
         return {**asdict(self), "per_s": round(self.per_s, 1),
                 "mean_batch": round(self.events / max(self.batches, 1), 1)}  # fmt: skip
-
-
-def _source() -> str:
-    """The commit of the medledger code measured, and whether its src/ had local changes."""
-    checkout = Path(medledger.__file__).resolve().parents[2]
-    git = ["git", "--no-optional-locks", "-C", str(checkout)]
-    try:
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return f"{checkout} (not a git checkout)"
-    return f"commit {head}" + (" with uncommitted changes in src/" if dirty else "")
 
 
 def _cpu_s() -> float:
@@ -371,7 +354,7 @@ def run(*, quick: bool, console: Console) -> AuditResult:
                 "max_batch_events": settings.max_batch_events,
                 "max_queued_events": settings.max_queued_events,
             },
-            machine={**machine.describe(work), "medledger_source": _source()},
+            machine={**machine.describe(work), "medledger_source": medledger_source()},
         )
         console.print(f"workload: {config.events:,} events")
         workload = Workload(config.events)

@@ -32,7 +32,6 @@ import json
 import random
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -43,8 +42,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-import medledger
 from benchmarks import fhir_report, fhir_servers, machine
+from benchmarks.machine import medledger_source
 from medledger.entrypoints.cli.demo import load_demo_keys
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -189,22 +188,6 @@ def _summarise(
     return summary
 
 
-def _source() -> str:
-    """The commit of the medledger code measured, and whether its src/ had local changes."""
-    checkout = Path(medledger.__file__).resolve().parents[2]
-    git = ["git", "--no-optional-locks", "-C", str(checkout)]
-    try:
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return f"{checkout} (not a git checkout)"
-    return f"commit {head}" + (" with uncommitted changes in src/" if dirty else "")
-
-
 def run(*, quick: bool, console: Console, baseline: Path | None = None) -> dict[str, Any]:
     """The benchmark; ``baseline``: another checkout's ``src/`` served as a third server on a
     copy of the same node (the code before a change, measured side by side)."""
@@ -248,7 +231,7 @@ def run(*, quick: bool, console: Console, baseline: Path | None = None) -> dict[
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": quick,
-        "code": _source(),
+        "code": medledger_source(),
         "baseline_src": None if baseline is None else str(baseline),
         "config": asdict(config),
         "machine": info,

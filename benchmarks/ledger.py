@@ -20,7 +20,6 @@ from __future__ import annotations
 import gc
 import json
 import shutil
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -28,7 +27,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import medledger
 from benchmarks import ledger_http, machine
 from benchmarks.ledger_config import LedgerConfig
 from benchmarks.ledger_limit import LimitSample, VerifyLimit
@@ -40,6 +38,7 @@ from benchmarks.ledger_results import HttpPhase, LedgerResult, NodePhase, Replay
 from benchmarks.ledger_split import settle, split
 from benchmarks.ledger_targets import evaluate
 from benchmarks.ledger_workload import Cast, Workload
+from benchmarks.machine import medledger_source
 from medledger.bootstrap import open_node
 from medledger.core.ledger.envelope import signed_bytes
 
@@ -249,36 +248,6 @@ def new_result(config: LedgerConfig, *, mode: str, date: str, work: Path) -> Led
     described = {
         **machine.describe(work),
         "cryptography": metadata.version("cryptography"),
-        "medledger_source": _source(),
+        "medledger_source": medledger_source(),
     }
     return LedgerResult(date=date, mode=mode, config=config, machine=described)
-
-
-def _source() -> str:
-    """The commit of the medledger code measured, and whether its src/ had local changes."""
-    checkout = Path(medledger.__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [
-                "git",
-                "--no-optional-locks",
-                "-C",
-                str(checkout),
-                "status",
-                "--porcelain",
-                "--",
-                "src",
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return f"{checkout} (not a git checkout)"
-    return f"commit {head}" + (" with uncommitted changes in src/" if dirty else "")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import sqlite3
+import subprocess
 from importlib import metadata
 from pathlib import Path
+
+import medledger
 
 
 def cpu_model() -> str:
@@ -73,3 +76,19 @@ def memory_mib() -> dict[str, float]:
         if key in ("VmHWM", "VmRSS"):
             out[key] = round(int(value.split()[0]) / 1024, 1)
     return {"peak_rss_mib": out["VmHWM"], "rss_mib": out["VmRSS"]}
+
+
+def medledger_source() -> str:
+    """The commit of the medledger code measured, and whether its src/ had local changes."""
+    checkout = Path(medledger.__file__).resolve().parents[2]
+    git = ["git", "--no-optional-locks", "-C", str(checkout)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return f"{checkout} (not a git checkout)"
+    return f"commit {head}" + (" with uncommitted changes in src/" if dirty else "")

@@ -32,8 +32,8 @@ from cryptography.hazmat.backends.openssl.backend import backend as openssl_back
 from rich.console import Console
 from rich.table import Table
 
-import medledger
 from benchmarks import machine, records_micro
+from benchmarks.machine import medledger_source
 from benchmarks.records_config import FULL, QUICK
 from benchmarks.records_markdown import render
 from benchmarks.records_put import Putter
@@ -51,22 +51,6 @@ def _parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a few hundred records (smoke)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the result files go")
     return parser.parse_args()
-
-
-def _source() -> str:
-    """The commit of the medledger code measured, and whether its src/ had local changes."""
-    checkout = Path(medledger.__file__).resolve().parents[2]
-    git = ["git", "--no-optional-locks", "-C", str(checkout)]
-    try:
-        head = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--", "src"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return f"{checkout} (not a git checkout)"
-    return f"commit {head}" + (" with uncommitted changes in src/" if dirty else "")
 
 
 def _store_fetch(result: RecordsResult, bench: BenchNode, work: Path, console: Console) -> None:
@@ -145,7 +129,7 @@ def run(*, quick: bool, console: Console) -> RecordsResult:
                 **machine.describe(work),
                 "cryptography": metadata.version("cryptography"),
                 "openssl": openssl_backend.openssl_version_text(),
-                "medledger_source": _source(),
+                "medledger_source": medledger_source(),
             },
         )
         console.print("setting up the demo node")
