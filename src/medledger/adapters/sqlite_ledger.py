@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,66 @@ class StoredTx:
     log_index: int
 
 
+class _StateCache:
+    """Committed state values by key (None for an absent key), kept in step with commits.
+
+    Every request reads the same few keys (the requester, their organization, a patient's
+    consents, a record's head and version), and blocks change few of them: a commit updates
+    the keys it wrote that are cached. A value read from SQLite is only cached if no block
+    committed since the read began (``generation``), so a value read just before a commit
+    never outlives it. Bounded by entries and bytes, least recently used dropped first."""
+
+    def __init__(self, max_entries: int, max_bytes: int, max_value_bytes: int) -> None:
+        self._lock = threading.Lock()
+        self._values: OrderedDict[str, bytes | None] = OrderedDict()
+        self._bytes = 0
+        self._generation = 0
+        self._max_entries, self._max_bytes = max_entries, max_bytes
+        self._max_value_bytes = max_value_bytes
+
+    def get(self, key: str) -> tuple[bool, bytes | None, int]:
+        """(hit, value, generation to pass to ``fill`` on a miss)."""
+        with self._lock:
+            values = self._values
+            if key in values:
+                values.move_to_end(key)
+                return True, values[key], self._generation
+            return False, None, self._generation
+
+    def fill(self, key: str, value: bytes | None, generation: int) -> None:
+        size = len(key) + (0 if value is None else len(value))
+        if size > self._max_value_bytes:
+            return
+        with self._lock:
+            if generation != self._generation or key in self._values:
+                return
+            self._values[key] = value
+            self._bytes += size
+            while len(self._values) > self._max_entries or self._bytes > self._max_bytes:
+                old_key, old = self._values.popitem(last=False)
+                self._bytes -= len(old_key) + (0 if old is None else len(old))
+
+    def committed(self, writes: Mapping[str, bytes | None]) -> None:
+        """A block committed ``writes``: cached keys take their new values."""
+        with self._lock:
+            self._generation += 1
+            for key, value in writes.items():
+                if key in self._values:
+                    old = self._values.pop(key)
+                    self._bytes -= len(key) + (0 if old is None else len(old))
+                    size = len(key) + (0 if value is None else len(value))
+                    if size <= self._max_value_bytes:
+                        self._values[key] = value
+                        self._bytes += size
+
+
+#: The committed-state cache of a node's ledger: ~20,000 records' heads and versions, their
+#: patients' consent indexes and the participants, within 32 MiB.
+STATE_CACHE_ENTRIES = 65_536
+STATE_CACHE_BYTES = 32 << 20
+STATE_CACHE_VALUE_BYTES = 64 << 10
+
+
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
     return connect(path, readonly=readonly, what="ledger")
 
@@ -66,6 +127,9 @@ class SqliteLedger:
         self._readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._writer: sqlite3.Connection | None = None
+        # Only the writing instance sees every commit, so only it may cache (a read-only
+        # instance in another process would keep stale values).
+        self._cache: _StateCache | None = None
         if readonly:
             if not path.exists():
                 raise StorageError(f"{path.name} does not exist")
@@ -78,6 +142,7 @@ class SqliteLedger:
         except sqlite3.Error as e:
             raise StorageError(f"cannot initialise the ledger database: {e}") from e
         self.state = SqliteState(self._writer)
+        self._cache = _StateCache(STATE_CACHE_ENTRIES, STATE_CACHE_BYTES, STATE_CACHE_VALUE_BYTES)
 
     def close(self) -> None:
         with self._lock:
@@ -103,9 +168,11 @@ class SqliteLedger:
         """This thread's reads in one read transaction."""
         conn = self._reader()
         conn.execute("BEGIN")
+        self._local.snapshot = True  # reads see the snapshot, not the cache
         try:
             yield
         finally:
+            self._local.snapshot = False
             conn.execute("COMMIT")
 
     # --- genesis -------------------------------------------------------------------------
@@ -145,7 +212,7 @@ class SqliteLedger:
                     for t in txs
                 ),
             )
-            self.state.write_staged()
+            writes = self.state.write_staged()
             conn.execute("COMMIT")
         except sqlite3.IntegrityError as e:
             with contextlib.suppress(sqlite3.Error):
@@ -155,6 +222,8 @@ class SqliteLedger:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise StorageError(f"block {block.height} was not committed: {e}") from e
+        if self._cache is not None:
+            self._cache.committed(writes)
 
     # --- reads ---------------------------------------------------------------------------
     def latest(self) -> StoredBlock | None:
@@ -203,7 +272,19 @@ class SqliteLedger:
         return [_tx(r) for r in rows]
 
     def state_get(self, key: str) -> bytes | None:
-        """Committed state, read on this thread's connection (not the builder's)."""
+        """Committed state: from the cache, else read on this thread's connection (not the
+        builder's)."""
+        cache = self._cache
+        if cache is None or getattr(self._local, "snapshot", False):
+            return self._read_state(key)
+        hit, value, generation = cache.get(key)
+        if hit:
+            return value
+        value = self._read_state(key)
+        cache.fill(key, value, generation)
+        return value
+
+    def _read_state(self, key: str) -> bytes | None:
         row = self._reader().execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 

@@ -216,9 +216,10 @@ class SqliteState:
         self._staged = _Staged(root, dict(writes), result)
         return result.root
 
-    def write_staged(self) -> None:
+    def write_staged(self) -> Mapping[str, bytes | None]:
         """Execute the staged row changes on the connection, inside the caller's transaction
-        (the caller commits them with its block, or rolls them back)."""
+        (the caller commits them with its block, or rolls them back). Returns the writes
+        (key -> value, None for a delete)."""
         staged, self._staged = self._staged, None
         if staged is None:
             raise ConflictError("nothing is staged")
@@ -257,6 +258,7 @@ class SqliteState:
                 else:
                     cache.pop(key, None)
         self._cache_root = result.root
+        return staged.writes
 
     def _sync_cache(self) -> bytes:
         """The current root; the node cache is dropped unless it belongs to that root."""

@@ -70,8 +70,8 @@ class MemoryState:
         self._staged = (self.tree.root, dict(writes), result)
         return result.root
 
-    def write_staged(self) -> None:
-        """Apply what the last ``stage`` computed."""
+    def write_staged(self) -> Mapping[str, bytes | None]:
+        """Apply what the last ``stage`` computed; return the writes."""
         if self._staged is None:
             raise ConflictError("nothing is staged")
         base, writes, result = self._staged
@@ -84,6 +84,7 @@ class MemoryState:
             else:
                 self.values[key] = value
         self.tree.apply(result)
+        return writes
 
     def prove(self, key: str) -> tuple[bytes | None, StateProof]:
         return self.values.get(key), prove(self.tree, self.tree.root, hash_key(key))
