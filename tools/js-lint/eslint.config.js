@@ -28,6 +28,8 @@ export default [
       "prefer-const": "error",
       "no-var": "error",
       "no-shadow": "error",
+      // A value no path reads (dead store); in the recommended set from ESLint 10 on.
+      "no-useless-assignment": "error",
       // Not no-implicit-globals: it only looks at classic scripts, and every file here is a
       // module (module scope, strict mode); an assignment to an undeclared name is no-undef's.
     },
