@@ -8,7 +8,7 @@ PORT   ?= 8000
 
 ETCD   := /usr/bin/etcd
 
-.PHONY: run test test-slow bench lint lock clean etcd chromium portal-vendor
+.PHONY: run test test-slow bench lint lint-js lock clean etcd chromium portal-vendor
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,23 @@ portal-vendor:
 	cd portal-vendor && npm ci --ignore-scripts --no-audit --no-fund
 	node portal-vendor/build.mjs
 
+# The portal's JavaScript lint (ADR 0023): ESLint from tools/js-lint's lock file, run on Debian's
+# node and npm (installed when missing); `npm ci` again only when the lock file changes.
+NPM           := /usr/bin/npm
+JS_LINT       := tools/js-lint
+JS_LINT_STAMP := $(JS_LINT)/node_modules/.installed
+PORTAL_JS     := src/medledger/entrypoints/portal/static/js
+$(NPM):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm)
+
+$(JS_LINT_STAMP): $(JS_LINT)/package-lock.json $(JS_LINT)/package.json | $(NPM)
+	cd $(JS_LINT) && npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+lint-js: $(JS_LINT_STAMP)
+	$(JS_LINT)/node_modules/.bin/eslint --config $(JS_LINT)/eslint.config.js --max-warnings 0 $(PORTAL_JS)
+
 run: $(STAMP)
 	$(BIN)/medledger demo --home $(HOME_DIR) --port $(PORT)
 
@@ -50,7 +67,7 @@ test-slow: $(STAMP) $(ETCD) $(CHROMIUM)
 bench: $(STAMP) $(ETCD)
 	$(BIN)/python -m benchmarks
 
-lint: $(STAMP)
+lint: $(STAMP) lint-js
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
@@ -62,4 +79,4 @@ lock: $(STAMP)
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --python-version 3.11 --generate-hashes -o requirements.lock
 
 clean:
-	rm -rf $(VENV) $(HOME_DIR) .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(HOME_DIR) $(JS_LINT)/node_modules .mypy_cache .ruff_cache .hypothesis

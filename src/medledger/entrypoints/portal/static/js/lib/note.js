@@ -20,9 +20,9 @@ export const MAX_NOTE_SIGNATURES = 16;
 const SIGNATURE_PREFIX = "\u2014 ";
 const DECIMAL = /^(?:0|[1-9][0-9]{0,19})$/;
 // What Python's str.isspace() calls whitespace (categories Zs, bidi WS/B/S).
-const PY_SPACE = /[\t\n\v\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/u;
+const PY_SPACE = /[\t\n\v\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/u; // eslint-disable-line no-control-regex -- U+001C-U+001F are spaces to Python
 // signed-note §Format: no ASCII control characters other than newline.
-const CONTROL = /[\u0000-\u0009\u000b-\u001f]/;
+const CONTROL = /[\u0000-\u0009\u000b-\u001f]/; // eslint-disable-line no-control-regex -- finding them is the point
 
 /**
  * reason: "malformed" (format, size, key), "signature" (a known key's signature failed, or
@@ -42,7 +42,7 @@ const malformed = (message) => new NoteError("malformed", message);
 export function isValidKeyName(name) {
   return (
     typeof name === "string" && name.length > 0 && !name.includes("+") && !PY_SPACE.test(name) &&
-    !/[\u0000-\u001f]/.test(name) && name.isWellFormed()
+    !/[\u0000-\u001f]/.test(name) && name.isWellFormed() // eslint-disable-line no-control-regex -- finding them is the point
   );
 }
 

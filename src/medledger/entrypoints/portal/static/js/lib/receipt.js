@@ -164,7 +164,7 @@ const REASON = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
 const CONSENT_ID = /^[A-Za-z0-9._-]{1,64}$/;
 const RECORD_ID = /^[A-Za-z0-9._-]{1,64}$/;
 const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
-const PY_SPACE = /[\t\n\v\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/u;
+const PY_SPACE = /[\t\n\v\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]/u; // eslint-disable-line no-control-regex -- U+001C-U+001F are spaces to Python
 const ENTRY_KEYS = ["height", "index", "kind", "ok", "reason", "tx", "tx_id"];
 
 const bad = (message) => fail("malformed", message);

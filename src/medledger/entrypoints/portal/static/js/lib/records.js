@@ -151,7 +151,7 @@ async function fetchJson(url, init, step) {
     fail(step, "the node could not be reached");
   }
   const raw = await readCapped(response, MAX_ANSWER_BYTES, step);
-  let body = null;
+  let body;
   try {
     body = raw === null ? null : JSON.parse(fromUtf8(raw));
   } catch {

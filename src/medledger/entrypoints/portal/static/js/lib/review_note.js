@@ -11,7 +11,7 @@ export const MAX_NOTE_CHARS = 2000; // Unicode code points, as Python's len()
 export const SALT_BYTES = 32;
 const DOMAIN = utf8("medledger/review-note/v1\0");
 // line breaks and tabs are text; other control characters and lone surrogates are not
-const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/; // eslint-disable-line no-control-regex -- finding them is the point
 
 /** Why the node would refuse this note, or null if it takes it (the same rules). */
 export function noteProblem(note) {

@@ -41,7 +41,7 @@ export function permitTo(consentId, patient, actor, { purposes, classes, untilMs
 }
 
 function untilText(period) {
-  const from = period && period.start_ms != null ? `from ${formatTime(period.start_ms)} ` : "";
+  const from = period && period.start_ms !== null && period.start_ms !== undefined ? `from ${formatTime(period.start_ms)} ` : "";
   if (!period || period.end_ms === null || period.end_ms === undefined) return `${from}until revoked`;
   return `${from}until ${formatTime(period.end_ms)}`;
 }

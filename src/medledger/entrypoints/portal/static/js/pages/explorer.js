@@ -58,10 +58,10 @@ async function loadBlocks(top) {
 }
 
 async function txRow(summary) {
-  let body = null;
+  let body;
   try {
     body = (await getJson(`/ledger/transactions/${summary.tx_id}`)).transaction;
-  } catch (e) {
+  } catch {
     body = null;
   }
   const sender = body ? await nameOf(body.sender) : "?";
@@ -199,10 +199,10 @@ async function checkConsistency(fromSize, toSize) {
     return;
   }
   // 3. RFC 9162 §2.1.4.2
-  let ok = false;
+  let ok;
   try {
     ok = await verifyConsistency(older.size, newer.size, older.rootHash, newer.rootHash, proof);
-  } catch (e) {
+  } catch {
     ok = false;
   }
   if (ok) {

@@ -50,7 +50,7 @@ export async function patientToken(identity) {
 async function fhirGet(path, token) {
   const response = await fetch(path, { headers: { Accept: FHIR_JSON, Authorization: `Bearer ${token}` } });
   const text = await response.text();
-  let body = null;
+  let body;
   try { body = JSON.parse(text); } catch { body = null; }
   if (!response.ok) throw new ApiError(response.status, body);
   return body;

@@ -37,7 +37,7 @@ export async function requireIdentity({ kinds } = {}) {
 
 async function parse(response) {
   const text = await response.text();
-  let body = null;
+  let body;
   try { body = text ? JSON.parse(text) : null; } catch { body = { error: { message: text } }; }
   if (!response.ok) throw new ApiError(response.status, body);
   return body;
