@@ -17,7 +17,9 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
+from medledger.adapters.lru import MISSING, Lru
 from medledger.adapters.sqlite_connect import connect, storage_errors, write_transaction
 from medledger.core.fhir.rows import Activity, Head, VersionAnchor
 from medledger.core.fhir.search import Clause, SearchQuery
@@ -38,6 +40,9 @@ CREATE INDEX IF NOT EXISTS params_value ON params (type, name, value);
 CREATE INDEX IF NOT EXISTS params_id ON params (type, id);
 """
 Row = tuple[str, str, int | None, int | None]
+#: Heads kept in memory (every read and write starts from one): type, id, the patient's
+#: did:key, version, time, deleted; no PHI.
+HEAD_CACHE_ENTRIES = 65_536
 
 
 def _errors(doing: str) -> contextlib.AbstractContextManager[None]:
@@ -50,17 +55,20 @@ def _head(row: Sequence[object]) -> Head:
 
 
 class SqliteFhirIndex:
-    """One connection, serialised by a lock (writes are rare next to anchoring)."""
+    """One connection, serialised by a lock (writes are rare next to anchoring). Heads are
+    cached; ``record`` and ``forget`` keep the cache exact (the only writers of ``heads``)."""
 
     def __init__(self, path: Path) -> None:
         self._conn = connect(path, readonly=False, what="FHIR index")
         self._lock = threading.Lock()
+        self._heads: Lru[tuple[str, str], Head | None] = Lru(HEAD_CACHE_ENTRIES)
         with _errors("setup"):
             self._conn.execute("PRAGMA secure_delete=ON")
             self._conn.executescript(_SCHEMA)
 
     def close(self) -> None:
         with self._lock:
+            self._heads.clear()
             self._conn.close()
 
     @contextlib.contextmanager
@@ -109,6 +117,8 @@ class SqliteFhirIndex:
                 "INSERT INTO params VALUES (?, ?, ?, ?, ?, ?)",
                 [(head.resource_type, head.record_id, *row) for row in rows],
             )
+        with self._lock:
+            self._heads.put((head.resource_type, head.record_id), head)
 
     def forget(self, patient: str, record_id: str) -> None:
         """Erasure: every row of the record goes, the freed pages zeroed, the WAL truncated."""
@@ -125,17 +135,26 @@ class SqliteFhirIndex:
                         f"DELETE FROM {table} WHERE type = ? AND id = ?",  # noqa: S608
                         (resource_type, record_id),
                     )
+            self._heads.clear()  # erasure is rare: start afresh (under the write's lock)
         with self._lock, _errors("checkpoint"):
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     # --- reads ----------------------------------------------------------------------------
     def head(self, resource_type: str, record_id: str) -> Head | None:
-        rows = self._read(
-            "SELECT type, id, patient, version, time_ms, deleted FROM heads"
-            " WHERE type = ? AND id = ?",
-            (resource_type, record_id),
-        )
-        return _head(rows[0]) if rows else None
+        key = (resource_type, record_id)
+        with self._lock:
+            found = self._heads.get(key)
+            if found is not MISSING:
+                return cast("Head | None", found)
+            with _errors("read"):
+                row = self._conn.execute(
+                    "SELECT type, id, patient, version, time_ms, deleted FROM heads"
+                    " WHERE type = ? AND id = ?",
+                    key,
+                ).fetchone()
+            head = None if row is None else _head(row)
+            self._heads.put(key, head)
+            return head
 
     def versions(self, resource_type: str, record_id: str) -> list[VersionAnchor]:
         """Newest first."""
