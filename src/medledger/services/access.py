@@ -32,7 +32,7 @@ from medledger.core.access.gate import (
     RecordFacts,
     evaluate_access,
 )
-from medledger.core.audit.event import AccessEvent, new_event_id
+from medledger.core.audit.event import EVENT_ID_BYTES, AccessEvent, new_event_id
 from medledger.core.consent.index import ConsentIndex
 from medledger.core.ledger.contracts.common import PRACTITIONER, acting_org, read_participant
 from medledger.core.ledger.contracts.consent import active_consents, index_key
@@ -152,8 +152,10 @@ class AccessService:
         state = _ReadOnce(self._ledger.state_reader())
         indexes: dict[str, ConsentIndex] = {}
         windows: dict[tuple[str, str, str | None, str | None], str | None] = {}
+        orgs: dict[str, str | None] = {}
+        randomness = secrets.token_bytes(EVENT_ID_BYTES * len(items))  # one read, not one each
         out: list[tuple[AccessDecision, Ticket]] = []
-        for request, facts, version in items:
+        for n, (request, facts, version) in enumerate(items):
             index = indexes.get(request.patient)
             if index is None:
                 index = indexes[request.patient] = self.consents(state, request.patient)
@@ -168,7 +170,20 @@ class AccessService:
             decision = evaluate_access(
                 request, facts, state, index, now_ms, open_break_glass=windows[window_key]
             )
-            event = self._event(request, facts, decision, state, now_ms=now_ms, version=version)
+            if request.requester not in orgs:
+                requester = read_participant(state, request.requester)
+                orgs[request.requester] = (
+                    None if requester is None else acting_org(state, requester)
+                )
+            event = self._event(
+                request,
+                facts,
+                decision,
+                event_id=new_event_id(randomness[n * EVENT_ID_BYTES : (n + 1) * EVENT_ID_BYTES]),
+                actor_org=orgs[request.requester],
+                now_ms=now_ms,
+                version=version,
+            )
             out.append((decision, self._audit.record(event)))
         return out
 
@@ -177,18 +192,18 @@ class AccessService:
         request: AccessRequest,
         facts: RecordFacts,
         decision: AccessDecision,
-        state: StateReader,
         *,
+        event_id: str,
+        actor_org: str | None,
         now_ms: int,
         version: int | None,
     ) -> AccessEvent:
-        requester = read_participant(state, request.requester)
         return AccessEvent(
-            event_id=new_event_id(secrets.token_bytes(16)),
+            event_id=event_id,
             time_ms=now_ms,
             node=self._node,
             actor=request.requester,
-            actor_org=None if requester is None else acting_org(state, requester),
+            actor_org=actor_org,
             patient=request.patient,
             action=request.action,
             resource_type=facts.resource_type,
