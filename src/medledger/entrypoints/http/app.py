@@ -144,7 +144,9 @@ def create_app(
         principal=fhir_principal or app.state.bearer,
     )
     # The FHIR requests' fast lane (``lane.py``: the same route, a fraction of the matching),
-    # right before the router it serves, which stays included for OpenAPI and the rest.
+    # right before the router it serves, which stays included for OpenAPI and the rest; after
+    # the token endpoint's router, whose GET /fhir/.well-known/smart-configuration must keep
+    # winning over the FHIR read route.
     app.router.routes.append(PrefixLane("/fhir", fhir_router.routes))
     app.include_router(fhir_router)
 
