@@ -1,15 +1,17 @@
-"""``PrefixLane`` picks exactly the route ordinary routing picks (the oracle: the router's
+"""``PrefixLane`` picks exactly the route ordinary routing picks (the oracle: the routers'
 routes tried in order, the first full match wins), or stays out of it."""
 
 from __future__ import annotations
 
 import itertools
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from starlette.routing import BaseRoute, Match, Route
 
 from medledger.entrypoints.fhir import routes as fhir_routes
+from medledger.entrypoints.http import auth_routes
 from medledger.entrypoints.http.lane import PrefixLane
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
@@ -33,6 +35,9 @@ PATHS = (
     "/fhir/Provenance/p-1",
     "/fhir/Nope/x/y/z",
     "/fhir/Observation/abc\n",
+    "/fhir/.well-known/smart-configuration",
+    "/.well-known/smart-configuration",
+    "/auth/token",
     "/fhirx",
     "/fhirx/Observation/abc",
     "/records/abc",
@@ -54,8 +59,14 @@ def _oracle(routes: list[BaseRoute], scope: dict[str, Any]) -> BaseRoute | None:
 
 @pytest.fixture(scope="module")
 def fhir_router_routes() -> list[BaseRoute]:
+    """The routes the app's lane serves, in the app's order: the token endpoint's router
+    (with its /fhir/.well-known/smart-configuration), then the FHIR API."""
     none = cast(Any, None)
-    return list(fhir_routes.router(fhir=none, consents=none, principal=none).routes)
+    tokens = cast(Any, SimpleNamespace(token_endpoint="http://node/auth/token"))
+    return [
+        *auth_routes.router(tokens).routes,
+        *fhir_routes.router(fhir=none, consents=none, principal=none).routes,
+    ]
 
 
 @pytest.mark.parametrize("root_path", ["", "/node"])
@@ -65,7 +76,8 @@ def test_the_lane_picks_the_route_ordinary_routing_picks(
     lane = PrefixLane("/fhir", fhir_router_routes)
     for method, path in itertools.product(METHODS, PATHS):
         scope = _scope(method, path, root_path)
-        expected = _oracle(fhir_router_routes, scope)
+        # Outside the prefix the lane leaves every request to ordinary routing.
+        expected = _oracle(fhir_router_routes, scope) if path.startswith("/fhir") else None
         match, child_scope = lane.matches(dict(scope))
         if expected is None:
             assert match is Match.NONE, (method, path)
@@ -77,7 +89,11 @@ def test_the_lane_picks_the_route_ordinary_routing_picks(
 
 def test_the_busiest_routes_go_through_the_lane(fhir_router_routes: list[BaseRoute]) -> None:
     lane = PrefixLane("/fhir", fhir_router_routes)
-    for path, name in (("/fhir/Observation/abc", "read"), ("/fhir/Observation", "search")):
+    for path, name in (
+        ("/fhir/Observation/abc", "read"),
+        ("/fhir/Observation", "search"),
+        ("/fhir/.well-known/smart-configuration", "discovery"),  # not FHIR read
+    ):
         match, child_scope = lane.matches(_scope("GET", path))
         assert match is Match.FULL
         assert cast(Route, child_scope["route"]).name == name

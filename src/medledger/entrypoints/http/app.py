@@ -124,7 +124,7 @@ def create_app(
         random_bytes=secrets.token_bytes,
         seen=node.seen_requests,
     )
-    app.include_router(auth_routes.router(tokens))
+    auth_router = auth_routes.router(tokens)
     app.state.bearer = make_bearer_dependency(node.key.public_key, app.state.fhir_base, time.time)
     consents = FhirConsentService(
         ledger=node.ledger,
@@ -144,10 +144,11 @@ def create_app(
         principal=fhir_principal or app.state.bearer,
     )
     # The FHIR requests' fast lane (``lane.py``: the same route, a fraction of the matching),
-    # right before the router it serves, which stays included for OpenAPI and the rest; after
-    # the token endpoint's router, whose GET /fhir/.well-known/smart-configuration must keep
-    # winning over the FHIR read route.
-    app.router.routes.append(PrefixLane("/fhir", fhir_router.routes))
+    # right before the routers it serves, in their order: the token endpoint's router first
+    # (its GET /fhir/.well-known/smart-configuration wins over the FHIR read route), then the
+    # FHIR API. Both stay included, for OpenAPI and what the lane leaves to them.
+    app.router.routes.append(PrefixLane("/fhir", [*auth_router.routes, *fhir_router.routes]))
+    app.include_router(auth_router)
     app.include_router(fhir_router)
 
     app.include_router(log_routes.router(node.log, authorize))

@@ -4,15 +4,17 @@ FastAPI tries an app's routes in order, and an included router's routes through 
 per-candidate bookkeeping layer, twice per request (once to find the router, once inside it).
 The FHIR API is the node's busiest router and its reads and searches sit 15th and 20th in it,
 so a FHIR read cost some 35 route matches. ``PrefixLane`` sits in the app's route list just
-before the router it serves and picks, for a request under its prefix, **the route the app
-would have picked**: the first of the router's routes, in order, whose path matches and whose
-methods include the request's. It looks only at routes of the request's method, with one
-compiled regex each, and confirms with the route's own ``matches``.
+before the routers it serves and picks, for a request under its prefix, **the route the app
+would have picked**: the first of those routers' routes, in order, whose path matches and
+whose methods include the request's. It looks only at routes of the request's method, with one
+compiled regex each, and confirms with the route's own ``matches``. A route outside the prefix
+is skipped if its path is literal (it matches that one path, which is not under the prefix);
+one with parameters could match under the prefix, so the lane refuses to be built with it.
 
 When no route of the router matches fully (a method none of them takes: 405s, ``HEAD``,
 ``OPTIONS``), the lane does not answer and the app's ordinary routing goes on exactly as
-without it (the router stays included: OpenAPI, and those partial matches). The lane is built
-from the router's routes as they are when it is built: build it once the router is complete.
+without it (the routers stay included: OpenAPI, and those partial matches). The lane is built
+from the routes as they are when it is built: build it once the routers are complete.
 """
 
 from __future__ import annotations
@@ -26,15 +28,19 @@ from starlette.types import Receive, Scope, Send
 
 
 class PrefixLane(BaseRoute):
-    """Dispatch a request under ``prefix`` straight to the route of ``routes`` that ordinary
-    routing picks (see the module docstring); no answer for anything else."""
+    """Dispatch a request under ``prefix`` straight to the route of ``routes`` (those of the
+    routers that follow the lane, in order) that ordinary routing picks (see the module
+    docstring); no answer for anything else."""
 
     def __init__(self, prefix: str, routes: Sequence[BaseRoute]) -> None:
         plain: list[Route] = []
         for route in routes:
-            if not isinstance(route, Route) or not route.path.startswith(prefix):
-                raise TypeError(f"a lane serves plain routes under {prefix}, not {route!r}")
-            plain.append(route)
+            if not isinstance(route, Route):
+                raise TypeError(f"a lane serves plain routes, not {route!r}")
+            if route.path.startswith(prefix):
+                plain.append(route)
+            elif route.param_convertors:
+                raise TypeError(f"{route.path} could match under {prefix}: not in a lane")
         self._prefix = prefix
         methods = {m for r in plain for m in r.methods or ()}
         #: Per method, the routes that take it, in the router's order (a route without
