@@ -224,6 +224,34 @@ def test_oversize_file_on_read_is_refused(tmp_path: Path) -> None:
         small.get(cid)
 
 
+def test_short_reads_from_the_os_are_completed(
+    store: FilesystemBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``os.read`` may return fewer bytes than asked for: a read goes on to the end."""
+    data = os.urandom(5000)
+    cid = store.put(data)
+    real = os.read
+    monkeypatch.setattr(os, "read", lambda fd, n: real(fd, min(n, 7)))
+    assert store.get(cid) == data
+
+
+def test_a_file_grown_after_its_size_was_read_is_refused_past_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small = FilesystemBlobStore(tmp_path / "blobs", max_blob_bytes=1024)
+    data = b"\x02" * 1024
+    cid = small.put(data)
+    path = small.path_of(cid)
+    with path.open("ab") as f:  # the file grows between fstat and read
+        f.write(b"\x02")
+    real = os.fstat
+    monkeypatch.setattr(
+        os, "fstat", lambda fd: os.stat_result((*real(fd)[:6], 1024, *real(fd)[7:]))
+    )
+    with pytest.raises(TooLargeError):
+        small.get(cid)
+
+
 def test_limits_are_configuration(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError):
         FilesystemBlobStore(tmp_path / "blobs", max_blob_bytes=0)

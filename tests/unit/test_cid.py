@@ -34,6 +34,7 @@ from medledger.core.cid import (
     is_cid,
     parse_cid,
     verify_cid,
+    verify_digest,
 )
 from medledger.errors import InvalidInputError, TamperError
 
@@ -159,6 +160,16 @@ def test_verify_cid_accepts_exactly_the_named_bytes(a: bytes, b: bytes) -> None:
     else:
         with pytest.raises(TamperError):
             verify_cid(cid_for(a), b)
+
+
+@given(st.binary(max_size=256), st.binary(max_size=256))
+def test_verify_digest_accepts_exactly_the_bytes_of_the_parsed_cid(a: bytes, b: bytes) -> None:
+    digest = parse_cid(cid_for(a))
+    if a == b:
+        verify_digest(digest, b)
+    else:
+        with pytest.raises(TamperError):
+            verify_digest(digest, b)
 
 
 # --- parse_cid rejection table ---------------------------------------------------------------

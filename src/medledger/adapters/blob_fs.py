@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medledger.adapters.files import atomic_write
-from medledger.core.cid import cid_for, is_cid, parse_cid, verify_cid
+from medledger.core.cid import cid_for, is_cid, parse_cid, verify_digest
 from medledger.errors import (
     ConfigurationError,
     InvalidInputError,
@@ -65,6 +65,7 @@ class FilesystemBlobStore:
         if max_blob_bytes <= 0:
             raise ConfigurationError("max_blob_bytes must be positive")
         self._root = root
+        self._root_str = os.fspath(root)  # reads build plain str paths: no Path per read
         self._max = max_blob_bytes
         self._lock = threading.Lock()
         try:
@@ -97,9 +98,10 @@ class FilesystemBlobStore:
         return cid
 
     def get(self, cid: str) -> bytes:
-        data = self._read(self.path_of(cid))
+        digest = parse_cid(cid)  # once: it makes the CID safe as a file name, and is checked
+        data = self._read(f"{self._root_str}/{shard_of(cid)}/{cid}", cid)  # POSIX, as O_NOFOLLOW
         try:
-            verify_cid(cid, data)
+            verify_digest(digest, data)
         except TamperError as e:
             raise TamperError(f"stored blob {cid} does not match its CID") from e
         return data
@@ -156,38 +158,39 @@ class FilesystemBlobStore:
         return deleted
 
     # --- helpers ----------------------------------------------------------------------------
-    def _read(self, path: Path) -> bytes:
-        """The file's bytes, at most ``max_blob_bytes``; a symlink is refused."""
+    def _read(self, path: str, name: str) -> bytes:
+        """The bytes of the file ``path`` (blob ``name``), at most ``max_blob_bytes``; a
+        symlink is refused. Plain file descriptor reads: no buffered file object per read."""
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError as e:
-            raise NotFoundError(f"no blob {path.name}") from e
+            raise NotFoundError(f"no blob {name}") from e
         except OSError as e:
-            raise StorageError(f"cannot open blob {path.name}: {e.strerror}") from e
+            raise StorageError(f"cannot open blob {name}: {e.strerror}") from e
         try:
-            with os.fdopen(fd, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size > self._max:
-                    raise TooLargeError(
-                        f"stored blob {path.name} is larger than {self._max} bytes",
-                        parameter="cid",
-                    )
-                # Read what fstat saw (+1 to notice growth), not a max-size buffer each time.
-                data = f.read(size + 1)
-                if len(data) > size:
-                    data += f.read(self._max + 1 - len(data))
+            size = os.fstat(fd).st_size
+            if size > self._max:
+                raise TooLargeError(
+                    f"stored blob {name} is larger than {self._max} bytes", parameter="cid"
+                )
+            # Read what fstat saw (+1 to notice growth), not a max-size buffer each time.
+            data = _read_up_to(fd, size + 1)
+            if len(data) > size:
+                data += _read_up_to(fd, self._max + 1 - len(data))
         except OSError as e:
-            raise StorageError(f"cannot read blob {path.name}: {e.strerror}") from e
+            raise StorageError(f"cannot read blob {name}: {e.strerror}") from e
+        finally:
+            os.close(fd)
         if len(data) > self._max:  # the file grew after fstat
             raise TooLargeError(
-                f"stored blob {path.name} is larger than {self._max} bytes", parameter="cid"
+                f"stored blob {name} is larger than {self._max} bytes", parameter="cid"
             )
         return data
 
     def _holds(self, path: Path, data: bytes) -> bool:
         """Whether ``path`` already holds exactly ``data`` (a damaged copy is rewritten)."""
         try:
-            return self._read(path) == data
+            return self._read(os.fspath(path), path.name) == data
         except (NotFoundError, TooLargeError, StorageError):
             return False
 
@@ -199,6 +202,19 @@ class FilesystemBlobStore:
                 and entry.is_dir(follow_symlinks=False)
             ):
                 yield Path(entry.path)
+
+
+def _read_up_to(fd: int, size: int) -> bytes:
+    """Up to ``size`` bytes from ``fd``: fewer only at the end of the file (``os.read`` may
+    return less than asked for before that)."""
+    chunks: list[bytes] = []
+    while size > 0:
+        chunk = os.read(fd, size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _scan(directory: Path) -> list[os.DirEntry[str]]:

@@ -105,6 +105,12 @@ def verify_cid(cid: str, data: bytes) -> None:
     ``InvalidInputError`` if ``cid`` itself is malformed. The digests are compared in
     constant time.
     """
-    expected = parse_cid(cid)
-    if not hmac.compare_digest(hashlib.sha256(data).digest(), expected):
+    verify_digest(parse_cid(cid), data)
+
+
+def verify_digest(digest: bytes, data: bytes) -> None:
+    """Return if ``data`` hashes to ``digest`` (what ``parse_cid`` gave for its CID);
+    ``TamperError`` if it does not. Compared in constant time. For a caller that has parsed
+    the CID already (the blob store, which parses it once to find the file)."""
+    if not hmac.compare_digest(hashlib.sha256(data).digest(), digest):
         raise TamperError("blob does not match its CID")

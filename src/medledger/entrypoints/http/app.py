@@ -34,6 +34,7 @@ from medledger.entrypoints.http import (
 )
 from medledger.entrypoints.http.bearer import make_bearer_dependency
 from medledger.entrypoints.http.home import render_home
+from medledger.entrypoints.http.lane import PrefixLane
 from medledger.entrypoints.http.signed import SignedRequests
 from medledger.entrypoints.portal import PortalContext, mount_portal, portal_context
 from medledger.errors import AccessDeniedError, MedledgerError
@@ -123,7 +124,7 @@ def create_app(
         random_bytes=secrets.token_bytes,
         seen=node.seen_requests,
     )
-    app.include_router(auth_routes.router(tokens))
+    auth_router = auth_routes.router(tokens)
     app.state.bearer = make_bearer_dependency(node.key.public_key, app.state.fhir_base, time.time)
     consents = FhirConsentService(
         ledger=node.ledger,
@@ -136,14 +137,19 @@ def create_app(
             (a.name for a in node.genesis.authorities if a.did == node.key.did), node.key.did
         ),
     )
-    app.include_router(
-        fhir_routes.router(
-            fhir=node.fhir,
-            consents=consents,
-            # SMART bearer tokens (ADR 0017); tests of the FHIR layer alone may pass another
-            principal=fhir_principal or app.state.bearer,
-        )
+    fhir_router = fhir_routes.router(
+        fhir=node.fhir,
+        consents=consents,
+        # SMART bearer tokens (ADR 0017); tests of the FHIR layer alone may pass another
+        principal=fhir_principal or app.state.bearer,
     )
+    # The FHIR requests' fast lane (``lane.py``: the same route, a fraction of the matching),
+    # right before the routers it serves, in their order: the token endpoint's router first
+    # (its GET /fhir/.well-known/smart-configuration wins over the FHIR read route), then the
+    # FHIR API. Both stay included, for OpenAPI and what the lane leaves to them.
+    app.router.routes.append(PrefixLane("/fhir", [*auth_router.routes, *fhir_router.routes]))
+    app.include_router(auth_router)
+    app.include_router(fhir_router)
 
     app.include_router(log_routes.router(node.log, authorize))
     app.include_router(
