@@ -8,7 +8,8 @@ that releases the older version while a newer one exists (the key release re-sig
 version 1 with the patient's own key, so everything about version 1 is genuine); one that
 serves the older head's bytes under the current proof; one that serves a genuine but stale
 state proof, from a block older than the checkpoint proving the anchor; one whose proof has
-a flipped sibling; and one that hides an erasure, replaying a key release from before it.
+a flipped sibling; one whose genesis is not the one the browser pinned; and one that hides an
+erasure, replaying a key release from before it.
 """
 
 from __future__ import annotations
@@ -182,6 +183,23 @@ def test_a_flipped_sibling_shows_failed(
     page.route("**/ledger/state-proof?*", flip)
     _open(page, two_versions)
     _expect_failed(page, "the state proof does not lead to the state root")
+
+
+def test_a_node_presenting_another_genesis_than_the_pinned_one_shows_failed(
+    two_versions: TwoVersions, open_browser: OpenBrowser
+) -> None:
+    """The browser met this network with another genesis (another set of authorities) first:
+    the node's genesis is refused, whatever its signatures."""
+    page = open_browser().new_page()
+    sign_in(page, two_versions.node, PATIENT)
+    page.evaluate(
+        """async () => {
+          const keyring = await import("/portal/static/js/lib/keyring.js");
+          await keyring.pinGenesis("medledger-demo", "0".repeat(64));
+        }"""
+    )
+    _open(page, two_versions)
+    _expect_failed(page, "another genesis for network medledger-demo than the one this browser")
 
 
 def test_a_node_hiding_an_erasure_shows_failed(

@@ -389,3 +389,33 @@ def test_a_genesis_that_is_not_canonical_or_has_no_authorities_is_refused(page: 
         ],
     )
     assert got == ["genesis"] * 4
+
+
+# --- the genesis pin (keyring.js) -------------------------------------------------------------
+def test_the_genesis_is_pinned_per_network_on_first_use_and_another_is_refused(page: Page) -> None:
+    got = run(
+        page,
+        """
+        const keyring = await import("/js/lib/keyring.js");
+        const [one, two] = ["1".repeat(64), "2".repeat(64)];
+        const out = [await keyring.pinGenesis("net-a", one)];
+        out.push(await keyring.pinGenesis("net-a", one));
+        try {
+          await keyring.pinGenesis("net-a", two);
+          out.push("accepted");
+        } catch (e) {
+          out.push(e instanceof keyring.PinMismatch ? e.message : String(e));
+        }
+        out.push(await keyring.pinGenesis("net-b", two));
+        try {
+          await keyring.pinGenesis("net-a", "not hex");
+          out.push("accepted");
+        } catch (e) {
+          out.push(e.name);
+        }
+        return out;
+        """,
+    )
+    assert got[:2] == ["pinned", "known"]
+    assert "another genesis for network net-a" in got[2]
+    assert got[3:] == ["pinned", "TypeError"]
