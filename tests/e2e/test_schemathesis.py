@@ -123,6 +123,8 @@ OPERATIONS = (
     "GET /ledger/reviews/{event_id}",
     "GET /ledger/escrows/{escrow_id}",
     "GET /ledger/escrows/{escrow_id}/requests/{request_id}",
+    "GET /ledger/genesis",
+    "GET /ledger/state-proof",
     "POST /records",
     "POST /records/read",
     "POST /records/key-release",

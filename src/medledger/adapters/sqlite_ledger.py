@@ -20,6 +20,7 @@ from typing import Any
 
 from medledger.adapters.sqlite_connect import connect
 from medledger.adapters.sqlite_state import SqliteState
+from medledger.core.state.smt import StateProof
 from medledger.errors import ConflictError, StorageError
 from medledger.ports import BlockRecord, TxRecord
 
@@ -287,6 +288,21 @@ class SqliteLedger:
     def _read_state(self, key: str) -> bytes | None:
         row = self._reader().execute("SELECT value FROM state WHERE key=?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
+
+    def prove_state(self, key: str) -> tuple[StoredBlock, bytes | None, StateProof]:
+        """The latest block, ``key``'s committed value (None if absent) and its proof against
+        that block's ``state_root``, all read in ONE read transaction (``snapshot``, so not the
+        cache): a block, its state and its tree nodes commit together, so the proof's root is
+        the header's even while the builder commits."""
+        with self.snapshot():
+            block = self.latest()
+            if block is None:
+                raise StorageError("the ledger has no blocks yet")
+            state: SqliteState | None = getattr(self._local, "state", None)
+            if state is None:  # one per reader connection: its node cache is tagged by root
+                state = self._local.state = SqliteState(self._reader())
+            value, proof = state.prove(key)
+        return block, value, proof
 
     def state_root(self) -> bytes:
         """The committed state root, read on this thread's connection."""

@@ -37,6 +37,7 @@ from medledger.core.ledger.envelope import (
 from medledger.core.ledger.genesis import Genesis, genesis_hash, genesis_writes
 from medledger.core.ledger.runtime import BlockContext, Runtime, TxResult, nonce_state_key
 from medledger.core.ledger.tx import SignedTransaction
+from medledger.core.state.smt import StateProof
 from medledger.errors import MedledgerError, NotFoundError, StorageError, TamperError
 from medledger.ports import BlockRecord, TxRecord
 from medledger.services.log import TransparencyLog
@@ -61,6 +62,7 @@ class LedgerStore(Protocol):
     def tx(self, tx_id: bytes) -> TxRecord | None: ...
     def block_txs(self, height: int) -> Sequence[TxRecord]: ...
     def state_get(self, key: str) -> bytes | None: ...
+    def prove_state(self, key: str) -> tuple[BlockRecord, bytes | None, StateProof]: ...
     def commit_block(
         self, block: BlockRecord, txs: Sequence[TxRecord], *, genesis: bytes | None = None
     ) -> None: ...
@@ -341,6 +343,18 @@ class LedgerNode:
     def state_get(self, key: str) -> bytes | None:
         """Committed contract state (not the block being built)."""
         return self._store.state_get(key)
+
+    def prove_state(self, key: str) -> tuple[BlockRecord, bytes | None, StateProof]:
+        """The latest block, ``key``'s committed value and its sparse-Merkle proof against
+        that block's state root, read consistently (ADR 0024)."""
+        return self._store.prove_state(key)
+
+    def genesis_document(self) -> bytes:
+        """The genesis as the ledger stores it (canonical JSON): what block 0 builds on."""
+        stored = self._store.genesis()
+        if stored is None:
+            raise NotFoundError("the ledger has no genesis yet")
+        return stored
 
     def state_reader(self) -> _CommittedState:
         return _CommittedState(self._store)

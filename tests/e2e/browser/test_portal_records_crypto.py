@@ -315,7 +315,9 @@ def test_a_record_read_in_the_browser_is_what_the_node_reads(
         assert "failed" not in got, got
         assert {k: got[k] for k in expected} == expected
         assert got["content"] == OBSERVATIONS[expected["version"] - 1]
-        assert got["checks"] == checks
+        # Version 1 asked for by number is proven, but not the latest: the head is version 2.
+        assert got["checks"] == {**checks, "latest": expected["version"] == 2}
+        assert got["latest"]["headVersion"] == 2
         assert got["grant"] == grant  # the basis bound into the wrap (WrapInfo.grant)
         # The proven anchor is the log entry of this version's record.anchor, read in Python.
         anchor = got["anchor"]

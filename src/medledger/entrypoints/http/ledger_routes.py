@@ -6,6 +6,7 @@ no token; reads go through the same authorization hook as the log.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -14,10 +15,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from medledger.core.identity.did_key import is_did_key
 from medledger.core.ledger.envelope import OversizeError, TxLimits
+from medledger.core.state.smt import StateProof
 from medledger.entrypoints.http.log_routes import parse_index
 from medledger.errors import InvalidInputError, NotFoundError
 from medledger.ports import BlockRecord, TxRecord
@@ -29,6 +31,11 @@ _RECORD_ID = re.compile(r"[A-Za-z0-9._\-]{1,64}")
 _BATCH_ID = re.compile(r"[A-Za-z0-9_\-]{8,64}")
 _EVENT_ID = re.compile(r"[a-z2-7]{26}")
 MAX_WAIT_S = 30.0
+#: State proofs are served for public keys only (ADR 0024): a record's head, which the portal
+#: proves is the latest version. Other prefixes (nonces, consents, escrows ...) are refused.
+STATE_PROOF_PREFIXES = ("record/",)
+MAX_STATE_KEY_CHARS = 512
+_STATE_KEY = re.compile(r"[\x21-\x7e]+")
 
 
 def _tx_id(value: str) -> bytes:
@@ -172,6 +179,44 @@ def _anchors(wire: bytes, patient: str, record_id: str, version: int) -> bool:
     )
 
 
+def _state_key(key: str) -> str:
+    """A key the state-proof route serves: printable ASCII, bounded, under a public prefix."""
+    if len(key) > MAX_STATE_KEY_CHARS or not _STATE_KEY.fullmatch(key):
+        raise InvalidInputError(
+            f"key must be 1-{MAX_STATE_KEY_CHARS} printable ASCII characters", parameter="key"
+        )
+    if not key.startswith(STATE_PROOF_PREFIXES):
+        raise InvalidInputError("no state proofs are served for this key", parameter="key")
+    return key
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def state_proof_json(
+    key: str, block: BlockRecord, value: bytes | None, proof: StateProof
+) -> dict[str, Any]:
+    """``GET /ledger/state-proof``'s answer: the value, its proof, and the block it is against."""
+    leaf = proof.leaf
+    return {
+        "key": key,
+        "value": None if value is None else _b64(value),
+        "proof": {
+            "siblings": [_b64(s) for s in proof.siblings],
+            "leaf": None
+            if leaf is None
+            else {"key_hash": _b64(leaf.key_hash), "value_hash": _b64(leaf.value_hash)},
+        },
+        "block": {
+            "height": block.height,
+            "hash": block.hash.hex(),
+            "header": json.loads(block.header),
+            "signature": block.signature.hex(),
+        },
+    }
+
+
 async def _finality(
     wait: str, status: TxStatus, wait_final: Callable[[int, float], bool] | None, timeout: float
 ) -> dict[str, bool]:
@@ -293,4 +338,20 @@ def router(
             raise InvalidInputError("event_id is malformed", parameter="event_id")
         return _state_value(await run_in_threadpool(state_get, f"review/{event_id}"), "review")
 
+    _state_proof_routes(r, ledger)
     return r
+
+
+def _state_proof_routes(r: APIRouter, ledger: LedgerNode) -> None:
+    """What a browser needs to prove a record's head against a signed header (ADR 0024)."""
+
+    @r.get("/genesis", summary="The genesis document as stored (canonical JSON)")
+    async def genesis() -> Response:
+        stored = await run_in_threadpool(ledger.genesis_document)
+        return Response(stored, media_type="application/json")
+
+    @r.get("/state-proof", summary="A state key's value and proof against the latest block")
+    async def state_proof(key: str) -> dict[str, Any]:
+        checked = _state_key(key)
+        block, value, proof = await run_in_threadpool(ledger.prove_state, checked)
+        return state_proof_json(checked, block, value, proof)

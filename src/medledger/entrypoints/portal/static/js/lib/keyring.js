@@ -3,6 +3,10 @@
 // CryptoKey object, which can sign but not be read back), a display name, a kind, and the log
 // verifier key pinned at sign-in (trust on first use, shown to the user; ADR 0019).
 //
+// The network's genesis is pinned the same way, per network, on first use (pinGenesis, ADR
+// 0024): its hash is kept under "genesis:<network>" (signing out keeps it), and a node that
+// later presents another genesis for the network is refused loudly (PinMismatch).
+//
 // saveIdentity refuses an extractable key and a key that is not the did's (it signs a probe
 // and verifies it under the did's public key). One identity per browser profile; "sign out" is
 // forgetIdentity. I/O: IndexedDB only.
@@ -83,4 +87,50 @@ export async function loadIdentity() {
 /** Sign out: delete the stored identity. */
 export async function forgetIdentity() {
   await run("readwrite", (store) => store.delete(KEY));
+}
+
+export class PinMismatch extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "PinMismatch";
+  }
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * Trust on first use of a network's genesis: store `genesisHash` (hex) for `network` if none
+ * is pinned and resolve "pinned"; resolve "known" if it is the pinned one; throw PinMismatch
+ * if another is pinned. The read and the write are one IndexedDB transaction.
+ */
+export async function pinGenesis(network, genesisHash) {
+  checkText(network, "network");
+  if (!network || typeof genesisHash !== "string" || !HEX64.test(genesisHash)) {
+    throw new TypeError("pinGenesis takes a network name and a 64-hex-digit genesis hash");
+  }
+  const key = `genesis:${network}`;
+  const db = await open();
+  try {
+    return await new Promise((resolve, reject) => {
+      const tx = db.transaction(STORE, "readwrite");
+      const store = tx.objectStore(STORE);
+      let outcome = null;
+      const read = store.get(key);
+      read.onsuccess = () => {
+        if (read.result === undefined) {
+          store.put(genesisHash, key);
+          outcome = "pinned";
+        } else if (read.result === genesisHash) {
+          outcome = "known";
+        } else {
+          outcome = new PinMismatch(`the node presents another genesis for network ${network} than the one this browser pinned: refusing it`);
+        }
+      };
+      tx.oncomplete = () => (outcome instanceof PinMismatch ? reject(outcome) : resolve(outcome));
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error);
+    });
+  } finally {
+    db.close();
+  }
 }

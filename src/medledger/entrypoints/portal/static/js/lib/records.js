@@ -17,6 +17,13 @@
 //      exactly this patient, record and version, sent by the custodian the ledger view names
 //      (anchor.js); the view's commitment, CID, resource type and height must be the proven
 //      ones. From here on the commitment, CID and resource type are the PROVEN values;
+//   4b. `latest`: the record's head (`record/{patient}/{record_id}`, core/ledger/contracts/
+//      records.py) is proven by a sparse-Merkle state proof against the latest block header
+//      (GET /ledger/state-proof, state.js), signed by an authority of the network's genesis
+//      (GET /ledger/genesis, its hash pinned per network on first use: keyring.pinGenesis);
+//      the header is at least as new as the anchor's checkpoint (log_size >= its size); the
+//      head is not tombstoned and, when the latest version was asked for, IS the version read
+//      (and its author and resource type are the proven anchor's);
 //   5. `cid`: the released CID is the anchored one, and the blob's SHA-256 is the CID's digest
 //      (constant-time compare);
 //   6. `wrap`: the data key opens from the HPKE wrap (0x01 || enc || ct) bound to
@@ -32,18 +39,24 @@
 // record, a malformed answer). Messages carry no record content and no key material, and
 // nothing here logs. Trust: the anchor is proven by the transparency log under the pinned key,
 // so a node that rewrites its ledger view together with the blob, wrap and salt fails
-// `anchor` (or `cid`/`commitment`). Not proven: that the version read is the record's latest
-// (a later version or a tombstone could be hidden), nor that the sender still belongs to the
-// custodian organization (ADR 0019 addendum). I/O: fetch only.
+// `anchor` (or `cid`/`commitment`). The version read is proven the latest (`latest`, ADR
+// 0024) as of a block signed by a genesis authority that is no older than the anchor's
+// checkpoint: a node hiding a later version or a tombstone must forge an authority's
+// signature. Not proven: that no newer block exists than the one the node shows (a node may
+// serve an old but genuine header; the bound is the anchor's checkpoint, itself only as fresh
+// as the node makes it), nor that the sender still belongs to the custodian organization
+// (ADR 0019 addendum). I/O: fetch, and IndexedDB for the genesis pin.
 
 import { AnchorFailed, verifyRecordAnchor } from "./anchor.js";
 import { CidError, parseCid, verifyCid } from "./cid.js";
 import { isDidKey } from "./did.js";
 import { b64decode, concat, equalBytes, fromUtf8, hexDecode, hexEncode, utf8 } from "./encoding.js";
 import { HpkeError, generateKeyPair, openKey } from "./hpke.js";
-import { canonicalize } from "./jcs.js";
+import { canonicalize, parseJson } from "./jcs.js";
+import { PinMismatch, pinGenesis } from "./keyring.js";
 import { parseVerifierKey } from "./note.js";
 import { MAX_LOG_RECEIPT_BYTES } from "./receipt.js";
+import { MAX_GENESIS_BYTES, StateProofFailed, parseGenesis, verifyStateAnswer } from "./state.js";
 import { signEnvelope } from "./tx.js";
 
 export const DOMAIN_KEY_WRAP = "medledger/key-wrap/v1\u0000";
@@ -64,12 +77,17 @@ const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 const PURPOSE = /^[A-Z][A-Z0-9-]{1,31}$/;
 const IDENTIFIER = /^[\x21-\x7e]{1,128}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
+/** A state proof of <= 256 siblings, a header and a record head fit in far less. */
+const MAX_STATE_ANSWER_BYTES = 64 * 1024;
+/** records.py RecordHead.to_state's fields. */
+const HEAD_KEYS = "author,author_org,hash,patient,record_id,resource_type,tombstone,tombstoned,version";
 
 /** The step names, in the order the steps run. */
 export const STEPS = Object.freeze({
   denied: "the node refused to release the key: access denied (the attempt is recorded)",
   release: "the key release failed or its answer is malformed",
   anchor: "the ledger's anchor of this version is not proven by the log under the pinned key",
+  latest: "this is not proven to be the record's latest version under a signed block header",
   cid: "the ciphertext is not the one the ledger anchors",
   wrap: "the released key does not open for this session, record version and grant",
   decrypt: "the record does not decrypt under its key and record binding",
@@ -238,7 +256,9 @@ async function checkArguments({ identity, network, patient, recordId, version, p
  * `node` is the node's base URL ("" for the page's own origin); `identity.logKey` is the
  * log verifier key pinned at sign-in and `origin` the log's expected origin (default: the
  * key's name). Resolves to {content (the parsed FHIR resource), resourceType, version, cid,
- * grant, checks: {anchor: true, cid: true, commitment: true, tag: true},
+ * grant, checks: {anchor: true, latest, cid: true, commitment: true, tag: true} (latest: the
+ * version read is the proven head; false only for an older version asked for by number),
+ * latest: {isLatest, headVersion, height, blockHash, logSize, proposer, signer},
  * anchor: {logIndex, checkpointSize, height, txId, sender}}; throws RecordCheckFailed.
  */
 export async function readRecordInBrowser({
@@ -288,6 +308,9 @@ export async function readRecordInBrowser({
   checkViewIsProven(view, anchored);
   if (release.resource_type !== anchored.resourceType) fail("release", "the released resource type is not the anchored one");
 
+  // 4b. The record's head, proven against a signed block header: the latest, not erased.
+  const latest = await proveLatest(base, { network, patient, recordId, version: number, askedLatest: version === null }, anchored);
+
   // 5. CID: the anchored one, and the blob's digest.
   const blob = await blobFetched;
   if (anchored.cid !== release.cid) fail("cid", "the node released a CID the ledger does not anchor for this version");
@@ -328,7 +351,8 @@ export async function readRecordInBrowser({
     version: number,
     cid: release.cid,
     grant: release.grant,
-    checks: { anchor: true, cid: true, commitment: true, tag: true },
+    checks: { anchor: true, latest: latest.isLatest, cid: true, commitment: true, tag: true },
+    latest,
     anchor: {
       logIndex: anchored.logIndex,
       checkpointSize: anchored.checkpointSize,
@@ -336,6 +360,102 @@ export async function readRecordInBrowser({
       txId: anchored.txId,
       sender: anchored.sender,
     },
+  };
+}
+
+/** A capped GET of raw bytes; failures are `step`. */
+async function fetchRaw(url, max, step, what) {
+  let response;
+  try {
+    response = await fetch(url, { headers: { Accept: "application/json" }, cache: "no-store" });
+  } catch {
+    fail(step, `${what} could not be fetched`);
+  }
+  if (!response.ok) fail(step, `${what} could not be fetched (HTTP ${response.status})`);
+  const raw = await readCapped(response, max, step);
+  if (raw === null) fail(step, `${what} is too large`);
+  return raw;
+}
+
+/** The network's genesis, its hash pinned for this network on first use (keyring.js). */
+async function pinnedGenesis(base, network) {
+  const raw = await fetchRaw(`${base}/ledger/genesis`, MAX_GENESIS_BYTES, "latest", "the network's genesis");
+  let genesis;
+  try {
+    genesis = await parseGenesis(raw);
+  } catch (e) {
+    if (e instanceof StateProofFailed) fail("latest", e.message);
+    throw e;
+  }
+  if (genesis.network !== network) fail("latest", "the node's genesis is another network's");
+  try {
+    await pinGenesis(network, genesis.hash);
+  } catch (e) {
+    if (e instanceof PinMismatch) fail("latest", e.message);
+    throw e;
+  }
+  return genesis;
+}
+
+/** records.py RecordHead, strictly: exactly its fields, for this patient and record. */
+function parseHead(value, { patient, recordId }) {
+  let head;
+  try {
+    head = parseJson(fromUtf8(value), { maxDepth: 4 });
+  } catch {
+    fail("latest", "the proven record head is not JSON");
+  }
+  const ok = head !== null && typeof head === "object" && !Array.isArray(head) &&
+    Object.keys(head).sort().join() === HEAD_KEYS &&
+    head.patient === patient && head.record_id === recordId &&
+    Number.isSafeInteger(head.version) && head.version >= 1 &&
+    typeof head.tombstoned === "boolean" && head.tombstoned === (head.tombstone !== null);
+  if (!ok) fail("latest", "the proven state is not this record's head");
+  return head;
+}
+
+/**
+ * Step 4b: the record's head proven against the latest block the node shows. Returns
+ * {isLatest, headVersion, height, blockHash, logSize, proposer, signer}.
+ */
+async function proveLatest(base, expected, anchored) {
+  const genesis = await pinnedGenesis(base, expected.network);
+  const key = `record/${expected.patient}/${expected.recordId}`;
+  const raw = await fetchRaw(`${base}/ledger/state-proof?key=${encodeURIComponent(key)}`, MAX_STATE_ANSWER_BYTES, "latest",
+    "the record's state proof");
+  let answer;
+  try {
+    answer = parseJson(fromUtf8(raw), { maxDepth: 8 });
+  } catch {
+    fail("latest", "the state proof is not JSON");
+  }
+  let proven;
+  try {
+    proven = await verifyStateAnswer(answer, key, genesis);
+  } catch (e) {
+    if (e instanceof StateProofFailed) fail("latest", `${e.reason}: ${e.message}`);
+    throw e;
+  }
+  const { block } = proven;
+  if (block.logSize < anchored.checkpointSize) {
+    fail("latest", "the proven block is older than the checkpoint that proves the anchor");
+  }
+  if (proven.value === null) fail("latest", "the signed ledger state holds no such record");
+  const head = parseHead(proven.value, expected);
+  if (head.tombstoned) fail("latest", `the record was erased (tombstoned at block ${head.tombstone?.height ?? "?"}): this version is no longer current`);
+  if (head.version < expected.version) fail("latest", "the proven head is older than the version read");
+  if (head.version > expected.version && expected.askedLatest) {
+    const error = new RecordCheckFailed("latest", `a newer version (${head.version}) exists than the version ${expected.version} served`);
+    error.newerVersion = head.version; // a version committed during the read also ends here: a page may read again
+    throw error;
+  }
+  const isLatest = head.version === expected.version;
+  if (isLatest && (head.author !== anchored.sender || head.resource_type !== anchored.resourceType)) {
+    fail("latest", "the proven head is not the anchored version");
+  }
+  return {
+    isLatest, headVersion: head.version, height: block.height, blockHash: block.hash, logSize: block.logSize,
+    proposer: block.proposer, signer: block.signer,
   };
 }
 

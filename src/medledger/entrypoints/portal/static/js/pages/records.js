@@ -4,11 +4,13 @@
 // everything downloaded as one FHIR Bundle, and erasure (GDPR art. 17): a signed
 // request.erase to the record's custodian node, confirmed in a <dialog>, after which the
 // ledger's tombstone shows. The patient's own erase request is honoured by the custodian
-// node at once (access gate step 2: a patient may act on their own records).
+// node at once (access gate step 2: a patient may act on their own records). A record opened
+// here is proven its latest version against a signed block header (lib/records.js `latest`,
+// ADR 0024); a node hiding a newer version or an erasure fails loudly.
 import { requireIdentity, signedPost, getJson, el, flash, formatTime, nodeInfo } from "./shell.js";
 import { participants, nameOf } from "./patient_directory.js";
 import { exportBundle, download } from "./patient_export.js";
-import { readRecordInBrowser } from "../lib/records.js";
+import { RecordCheckFailed, readRecordInBrowser } from "../lib/records.js";
 
 const PAGE = 50;
 const DETAIL_CONCURRENCY = 6;
@@ -83,23 +85,38 @@ async function refresh() {
   }
 }
 
+/** The record's latest version, read again once if a newer one was committed during the read
+ * (every byte of the second read is checked the same way). */
+async function readLatest(head) {
+  const args = { identity, network: nodeInfo().network, patient: identity.did, recordId: head.record_id, purpose: "PATRQT" };
+  try {
+    return await readRecordInBrowser(args);
+  } catch (e) {
+    if (e instanceof RecordCheckFailed && e.newerVersion) return readRecordInBrowser(args);
+    throw e;
+  }
+}
+
 async function view(head) {
   const section = document.getElementById("record-view");
   try {
-    const result = await readRecordInBrowser({
-      identity, network: nodeInfo().network, patient: identity.did, recordId: head.record_id, purpose: "PATRQT",
-    });
+    const result = await readLatest(head);
     document.getElementById("view-h").textContent = `${result.resourceType}, version ${result.version}`;
     document.getElementById("view-meta").textContent =
       "Decrypted here, in your browser, with a key released to this page alone; checked against " +
-      "its ciphertext's CID and its commitment on the ledger. Logged as an access event.";
+      "its ciphertext's CID and its commitment on the ledger. Logged as an access event. " +
+      `Latest version: verified, against block ${result.latest.height} signed by a network authority.`;
+    section.dataset.latest = result.checks.latest ? "verified" : "older";
     document.getElementById("view-content").textContent = JSON.stringify(result.content, null, 2);
     section.hidden = false;
     section.dataset.recordId = head.record_id;
     document.getElementById("view-h").focus();
   } catch (e) {
     section.hidden = true;
-    flash(`Could not open the record: ${e.message}`);
+    section.dataset.latest = e.step === "latest" ? "failed" : "";
+    const verification = e instanceof RecordCheckFailed && e.step !== "denied" && e.step !== "release";
+    const failed = verification ? `check "${e.step}" FAILED: ` : "";
+    flash(`Could not open the record: ${failed}${e.message}`);
   }
 }
 
