@@ -346,3 +346,20 @@ def test_a_request_without_a_valid_token_is_401_with_an_operation_outcome(
     outcome = response.json()
     assert outcome["resourceType"] == "OperationOutcome"
     assert outcome["issue"][0]["code"] == "login"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("OPTIONS", "fhir/Patient", 405, "not-supported"),
+        ("PATCH", "fhir/Patient/p-1", 404, "not-found"),
+        ("DELETE", "fhir/metadata", 404, "not-found"),
+    ],
+)
+def test_a_method_or_path_the_api_does_not_serve_gets_an_operation_outcome(
+    fhir_node: FhirNode, method: str, path: str, status: int, code: str
+) -> None:
+    """Not the web framework's own error body: a FHIR client reads an OperationOutcome."""
+    response = httpx.request(method, fhir_node.url + path, timeout=30)
+    assert response.status_code == status, response.text
+    assert outcome(response).issue[0].code == code

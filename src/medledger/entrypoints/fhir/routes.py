@@ -502,6 +502,11 @@ def router(
     async def unknown(rest: str) -> Response:  # noqa: ARG001 - the path is not echoed
         raise NotFoundError("no such FHIR endpoint on this server")
 
+    @r.api_route("/{rest:path}", methods=["HEAD", "OPTIONS"], include_in_schema=False)
+    async def other_method(request: Request, rest: str) -> Response:  # noqa: ARG001
+        # Not the ordinary 405 body: a FHIR client gets an OperationOutcome for this too.
+        raise MethodNotAllowedError(f"{request.method} is not supported: see /fhir/metadata")
+
     return r
 
 
