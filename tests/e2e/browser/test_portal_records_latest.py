@@ -257,3 +257,29 @@ def test_a_node_hiding_an_erasure_shows_failed(
     assert got["failed"] == "latest", got
     assert "the record was erased" in got["message"]
     screenshot(replaying, "erased-record-listed")
+
+
+def test_a_version_committed_during_the_read_is_read_again_and_shown(
+    two_versions: TwoVersions, open_browser: OpenBrowser, screenshot: Screenshot
+) -> None:
+    """Honest, but racing: the custodian commits version 2 after the page's key release for
+    version 1 and before its state proof. The proof then shows a newer head, and the page
+    reads once more (every check again) and shows version 2 verified, not a failure."""
+    node, patient, record_id = two_versions.node, two_versions.patient, "mid-read"
+    assert _put(node, patient.did, 37.5, record_id)["version"] == 1
+    proofs: list[int] = []
+
+    def commit_a_version_first(route: Route) -> None:
+        if not proofs:  # only the first read's proof: the re-read runs untouched
+            assert _put(node, patient.did, 39.1, record_id)["version"] == 2
+        proofs.append(1)
+        route.continue_()
+
+    page = open_browser().new_page()
+    page.route("**/ledger/state-proof?*", commit_a_version_first)
+    _open(page, two_versions, record_id)
+    expect(page.locator("#view-h")).to_have_text("Observation, version 2")
+    expect(page.locator("#record-view")).to_have_attribute("data-latest", "verified")
+    expect(page.locator("#view-content")).to_contain_text("39.1")
+    assert len(proofs) == 2  # the first read failed 'latest' (newer version), the second passed
+    screenshot(page, "latest-read-again")
